@@ -1,0 +1,263 @@
+"""Command-line front end: the same core as the GUI, used by people, tests and benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from desktop import __version__, paths
+from desktop.core.errors import HearthError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hearth", description="Private, on-device AI chat.")
+    parser.add_argument("--version", action="version", version=f"Hearth {__version__}")
+    parser.add_argument("--data-dir", help="where chats, settings and models live "
+                        f"(default: ${paths.DATA_DIR_ENV} or the platform's user data dir)")
+    sub = parser.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="open the window (the default)")
+    gui.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
+    gui.add_argument("--model", help=argparse.SUPPRESS)
+
+    chat = sub.add_parser("chat", help="send a message and stream the reply")
+    chat.add_argument("message")
+    chat.add_argument("--model", help="GGUF file (default: the model used last)")
+    which = chat.add_mutually_exclusive_group()
+    which.add_argument("--new", action="store_true", help="start a new conversation (default)")
+    which.add_argument("--continue", dest="cont", action="store_true",
+                       help="continue the most recent conversation")
+    which.add_argument("--conversation", type=int, metavar="ID")
+    chat.add_argument("--system", help="system prompt for a new conversation")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--top-p", type=float)
+    chat.add_argument("--top-k", type=int)
+    chat.add_argument("--min-p", type=float)
+    chat.add_argument("--repeat-penalty", type=float)
+    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--ctx", type=int, help="context length in tokens")
+    chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+    history = sub.add_parser("history", help="list, show and export conversations")
+    hsub = history.add_subparsers(dest="history_command", required=True)
+    hlist = hsub.add_parser("list")
+    hlist.add_argument("--json", action="store_true")
+    hshow = hsub.add_parser("show")
+    hshow.add_argument("id", type=int)
+    hshow.add_argument("--json", action="store_true")
+    hexport = hsub.add_parser("export")
+    hexport.add_argument("id", type=int)
+    hexport.add_argument("--format", choices=["md", "json"], default="md")
+    hexport.add_argument("-o", "--output")
+    hsearch = hsub.add_parser("search")
+    hsearch.add_argument("query")
+    hsearch.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="the local model library")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    mlist = msub.add_parser("list")
+    mlist.add_argument("--json", action="store_true")
+    madd = msub.add_parser("add")
+    madd.add_argument("paths", nargs="+")
+    minfo = msub.add_parser("info")
+    minfo.add_argument("path")
+    mrm = msub.add_parser("rm")
+    mrm.add_argument("name")
+
+    bench = sub.add_parser("bench", help="measure Hearth against raw llama.cpp")
+    bench.add_argument("--model", required=False)
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--prompt-tokens", type=int, default=2000)
+    bench.add_argument("--gen-tokens", type=int, default=256)
+    bench.add_argument("--repeats", type=int, default=3)
+    for part in ("gen", "prefill", "followup", "ui", "startup"):
+        bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "gui"):
+        from desktop.app import run_gui
+
+        return run_gui(args)
+    try:
+        data_dir = paths.data_dir(args.data_dir)
+        handler = {"chat": cmd_chat, "history": cmd_history, "models": cmd_models,
+                   "bench": cmd_bench}[args.command]
+        return handler(args, data_dir)
+    except HearthError as exc:
+        print(f"hearth: {exc.message}", file=sys.stderr)
+        if exc.details:
+            print(exc.details, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nhearth: stopped.", file=sys.stderr)
+        return 130
+
+
+def _context(data_dir: Path):  # noqa: ANN202 - imported lazily to keep --help fast
+    from desktop.core.context import AppContext
+
+    return AppContext(data_dir)
+
+
+def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
+    from desktop.core.chat.service import ChatService
+
+    ctx = _context(data_dir)
+    try:
+        service = ChatService(ctx)
+        if not args.model and not ctx.settings.get("last_model"):
+            ctx.ensure_starter()
+        chats = ctx.chats
+        if args.conversation is not None:
+            conversation = chats.conversation(args.conversation)
+        elif args.cont and chats.latest_conversation() is not None:
+            conversation = chats.latest_conversation()
+        else:
+            conversation = service.new_conversation(system_prompt=args.system)
+        overrides = {key: getattr(args, key) for key in
+                     ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+                      "max_tokens", "seed") if getattr(args, key) is not None}
+        if overrides:
+            conversation = chats.update_conversation(
+                conversation.id, settings={**conversation.settings, **overrides})
+        if args.model or args.ctx:
+            service.load_model(args.model or conversation.model_path
+                               or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
+            conversation = chats.update_conversation(conversation.id,
+                                                     model_path=service.model.path)
+
+        def stream(piece: str) -> None:
+            if not args.json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+
+        reply = service.send(conversation.id, args.message, on_text=stream)
+        if args.json:
+            print(json.dumps({
+                "conversation_id": conversation.id,
+                "message_id": reply.id,
+                "reply": reply.content,
+                "state": reply.state,
+                "prompt_tokens": reply.prompt_tokens,
+                "cached_tokens": reply.cached_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "ttft_s": reply.ttft_s,
+                "tokens_per_s": reply.tokens_per_s,
+                "stop_reason": reply.stop_reason,
+                "model": service.model.path if service.model else None,
+                "base_model": service.model.is_base_model if service.model else None,
+            }, ensure_ascii=False))
+        else:
+            sys.stdout.write("\n")
+        return 0
+    finally:
+        ctx.close()
+
+
+def _conversation_dict(ctx: Any, conversation_id: int) -> dict[str, Any]:
+    conversation = ctx.chats.conversation(conversation_id)
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "model_path": conversation.model_path,
+        "system_prompt": conversation.system_prompt,
+        "settings": conversation.settings,
+        "messages": [m.as_dict() for m in ctx.chats.messages(conversation_id)],
+    }
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    lines = [f"# {data['title'] or 'Untitled chat'}", ""]
+    if data["system_prompt"]:
+        lines += [f"> System: {data['system_prompt']}", ""]
+    for message in data["messages"]:
+        who = {"user": "You", "assistant": "Assistant"}.get(message["role"], message["role"])
+        note = "" if message["state"] == "done" else f" _({message['state']})_"
+        lines += [f"**{who}**{note}", "", message["content"], ""]
+    return "\n".join(lines)
+
+
+def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
+    ctx = _context(data_dir)
+    try:
+        chats = ctx.chats
+        if args.history_command in ("list", "search"):
+            found = (chats.search(args.query) if args.history_command == "search"
+                     else chats.conversations())
+            rows = [{"id": c.id, "title": c.title, "updated_at": c.updated_at,
+                     "messages": len(chats.messages(c.id))} for c in found]
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False))
+            else:
+                for row in rows:
+                    print(f"{row['id']:>5}  {row['title'] or '(untitled)'}  [{row['messages']} messages]")
+            return 0
+        data = _conversation_dict(ctx, args.id)
+        if args.history_command == "show":
+            if args.json:
+                print(json.dumps(data, ensure_ascii=False))
+            else:
+                print(to_markdown(data))
+            return 0
+        text = (json.dumps(data, ensure_ascii=False, indent=2) if args.format == "json"
+                else to_markdown(data))
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            print(text)
+        return 0
+    finally:
+        ctx.close()
+
+
+def cmd_models(args: argparse.Namespace, data_dir: Path) -> int:
+    ctx = _context(data_dir)
+    try:
+        library = ctx.library
+        if args.models_command == "list":
+            ctx.ensure_starter()
+            entries = [e.as_dict() for e in library.list()]
+            if args.json:
+                print(json.dumps(entries, ensure_ascii=False))
+            else:
+                for e in entries:
+                    flag = " (base model)" if e["base_model"] else ""
+                    print(f"{e['name']}  {e.get('quantization')}  {e.get('parameter_label')}  "
+                          f"{e.get('file_size', 0) / 1e6:.0f} MB{flag}\n    {e['path']}")
+            return 0
+        if args.models_command == "add":
+            for path in args.paths:
+                entry = library.add(path)
+                print(f"added {entry.name}: {entry.path}")
+            return 0
+        if args.models_command == "info":
+            from desktop.core.models.gguf import read_gguf
+
+            print(json.dumps(read_gguf(args.path).summary(), indent=2))
+            return 0
+        matches = [e for e in library.list() if args.name in (e.name, e.path, Path(e.path).name)]
+        if not matches:
+            raise HearthError(f"No model named {args.name} in the library.")
+        for entry in matches:
+            library.remove(entry.path)
+            print(f"removed {entry.name} from the library (the file stays: {entry.path})")
+        return 0
+    finally:
+        ctx.close()
+
+
+def cmd_bench(args: argparse.Namespace, data_dir: Path) -> int:
+    from desktop.bench import run_bench
+
+    return run_bench(args, data_dir)

@@ -1,0 +1,220 @@
+"""The conversation service: message lifecycle, prompt building, context budget, streaming.
+
+Used alike by the CLI (in its own thread) and the GUI (on a worker thread, with `on_text`
+bridged to a Qt signal). The user message is committed before the model is asked, the
+reply row exists from the first moment as `streaming`, and its text is flushed to disk at
+least every FLUSH_S seconds, so a crash or kill loses at most that much of a reply.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
+from desktop.core.chat.templates import ChatFormat, choose_format, render_parts
+from desktop.core.context import AppContext
+from desktop.core.engine.client import Generation, LoadOptions
+from desktop.core.errors import EngineError, HearthError
+from desktop.core.models.gguf import GGUFInfo, read_gguf
+from desktop.core.settings import SAMPLING_DEFAULTS
+from desktop.core.store.chats import Conversation, Message, title_from
+
+FLUSH_S = 0.5
+TextCallback = Callable[[str], None]
+
+
+@dataclass
+class ModelState:
+    path: str
+    info: GGUFInfo
+    fmt: ChatFormat
+    loaded: dict[str, Any]
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.loaded.get("n_ctx") or 4096)
+
+    @property
+    def is_base_model(self) -> bool:
+        return self.info.chat_template is None
+
+
+class ChatService:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.model: ModelState | None = None
+        self._generation: Generation | None = None
+        self._stop_requested = threading.Event()
+        self._token_counts: dict[tuple[str, int, int], int] = {}
+        self.context_start: dict[int, int | None] = {}  # conversation -> first message in context
+
+    # --- model ---------------------------------------------------------------------
+    def load_model(self, path: str | Path, *, n_ctx: int | None = None,
+                   n_gpu_layers: int | None = None, n_threads: int | None = None) -> ModelState:
+        path = str(Path(path).expanduser().resolve())
+        settings = self.ctx.settings
+        options = LoadOptions(
+            path=path,
+            n_ctx=int(n_ctx or settings.get("n_ctx") or 4096),
+            n_gpu_layers=int(n_gpu_layers if n_gpu_layers is not None
+                             else settings.get("n_gpu_layers") or 0),
+            n_threads=n_threads or settings.get("n_threads"),
+        )
+        current = self.model
+        if (current and current.path == path and self.ctx.engine.loaded
+                and current.loaded.get("n_ctx") == min(options.n_ctx,
+                                                       current.info.context_length or options.n_ctx)):
+            return current
+        info = read_gguf(path)
+        ids = {v: k for k, v in info.special_tokens.items()}
+        fmt = choose_format(
+            info.architecture, info.special_tokens, info.chat_template,
+            bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
+            eos_token=ids.get(info.get("tokenizer.ggml.eos_token_id", -1), ""),
+        )
+        loaded = self.ctx.engine.load(options)["info"]
+        self.model = ModelState(path, info, fmt, loaded)
+        if self.ctx.library.find(path) is None:
+            self.ctx.library.add(path)
+        self.ctx.library.mark_used(path)
+        settings.set("last_model", path)
+        return self.model
+
+    def _require_model(self, conversation: Conversation) -> ModelState:
+        path = conversation.model_path or self.ctx.settings.get("last_model")
+        if self.model is not None and (path is None or self.model.path == path):
+            if self.ctx.engine.loaded:
+                return self.model
+        if not path:
+            raise HearthError("No model is chosen. Pick a model (or open a GGUF file) first.")
+        return self.load_model(path)
+
+    # --- conversations ---------------------------------------------------------------
+    def new_conversation(self, system_prompt: str | None = None,
+                         settings: dict[str, Any] | None = None) -> Conversation:
+        return self.ctx.chats.create_conversation(
+            system_prompt=self.ctx.settings.get("system_prompt", "") if system_prompt is None
+            else system_prompt,
+            settings=settings or {},
+            model_path=self.model.path if self.model else self.ctx.settings.get("last_model"),
+        )
+
+    def sampling(self, conversation: Conversation) -> dict[str, Any]:
+        merged = {**SAMPLING_DEFAULTS, **self.ctx.settings.get("sampling", {})}
+        merged.update({k: v for k, v in conversation.settings.items() if k in SAMPLING_DEFAULTS})
+        return merged
+
+    # --- replies ---------------------------------------------------------------------
+    def send(self, conversation_id: int, text: str,
+             on_text: TextCallback | None = None) -> Message:
+        text = text.strip()
+        if not text:
+            raise HearthError("The message is empty.")
+        chats = self.ctx.chats
+        conversation = chats.conversation(conversation_id)
+        chats.add_message(conversation_id, "user", text)  # durable before the model is asked
+        if not conversation.title:
+            conversation = chats.update_conversation(conversation_id, title=title_from(text))
+        return self._respond(conversation, on_text)
+
+    def regenerate(self, conversation_id: int, on_text: TextCallback | None = None) -> Message:
+        chats = self.ctx.chats
+        messages = chats.messages(conversation_id)
+        while messages and messages[-1].role == "assistant":
+            chats.delete_messages_from(conversation_id, messages[-1].id)
+            messages.pop()
+        if not messages:
+            raise HearthError("There is nothing to regenerate in this conversation.")
+        return self._respond(chats.conversation(conversation_id), on_text)
+
+    def edit_last_user_message(self, conversation_id: int, text: str,
+                               on_text: TextCallback | None = None) -> Message:
+        chats = self.ctx.chats
+        users = [m for m in chats.messages(conversation_id) if m.role == "user"]
+        if not users:
+            raise HearthError("There is no message to edit.")
+        chats.delete_messages_from(conversation_id, users[-1].id)
+        return self.send(conversation_id, text, on_text)
+
+    def stop(self) -> None:
+        """Ask the running reply to stop (from any thread); the worker sees it between tokens."""
+        self._stop_requested.set()
+        generation = self._generation
+        if generation is not None:
+            generation.cancel()
+
+    def _count(self, model: ModelState, messages: list[Message]) -> list[int]:
+        keys = [(model.path, m.id, len(m.content)) for m in messages]
+        missing = [(k, m.content) for k, m in zip(keys, messages, strict=True)
+                   if k not in self._token_counts]
+        if missing:
+            counts = self.ctx.engine.count_tokens([text for _, text in missing])
+            for (key, _), count in zip(missing, counts, strict=True):
+                self._token_counts[key] = count
+        return [self._token_counts[k] for k in keys]
+
+    def build_prompt(self, conversation: Conversation, model: ModelState,
+                     params: dict[str, Any]) -> list[dict[str, Any]]:
+        history = [m for m in self.ctx.chats.messages(conversation.id)
+                   if m.role in ("user", "assistant") and m.content]
+        system = conversation.system_prompt.strip()
+        fixed = (self.ctx.engine.count_tokens([system])[0] + TURN_OVERHEAD) if system else 0
+        budget = history_budget(model.n_ctx, fixed + TURN_OVERHEAD,
+                                int(params.get("max_tokens") or 512))
+        start = window_start(self._count(model, history), [m.role for m in history], budget)
+        self.context_start[conversation.id] = history[start].id if start and history else None
+        turns = [{"role": m.role, "content": m.content} for m in history[start:]]
+        if system:
+            turns.insert(0, {"role": "system", "content": system})
+        return render_parts(model.fmt, turns)
+
+    def _respond(self, conversation: Conversation, on_text: TextCallback | None) -> Message:
+        chats = self.ctx.chats
+        model = self._require_model(conversation)
+        if conversation.model_path != model.path:
+            chats.update_conversation(conversation.id, model_path=model.path)
+        params = self.sampling(conversation)
+        params["stop"] = model.fmt.stop
+        parts = self.build_prompt(conversation, model, params)
+        reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
+        self._stop_requested.clear()
+        text: list[str] = []
+        flushed_at = time.monotonic()
+        try:
+            generation = self.ctx.engine.generate(parts, params)
+            self._generation = generation
+            if self._stop_requested.is_set():
+                generation.cancel()
+            for piece in generation:
+                text.append(piece)
+                if on_text is not None:
+                    on_text(piece)
+                now = time.monotonic()
+                if now - flushed_at >= FLUSH_S:
+                    chats.set_content(reply.id, "".join(text))
+                    flushed_at = now
+            result = generation.result or {}
+        except EngineError as exc:
+            chats.finish_message(reply.id, "failed", "".join(text), error=exc.message)
+            raise
+        except BaseException:
+            # Ctrl+C in the CLI, or anything unexpected: keep what was streamed.
+            chats.finish_message(reply.id, "stopped", "".join(text), stop_reason="interrupted")
+            raise
+        finally:
+            self._generation = None
+        state = "stopped" if result.get("stop_reason") == "cancelled" else "done"
+        return chats.finish_message(
+            reply.id, state, "".join(text),
+            prompt_tokens=result.get("prompt_tokens"),
+            cached_tokens=result.get("cached_tokens"),
+            completion_tokens=result.get("completion_tokens"),
+            ttft_s=result.get("ttft_s"),
+            tokens_per_s=result.get("tokens_per_s"),
+            stop_reason=result.get("stop_reason"),
+        )

@@ -1,0 +1,164 @@
+"""Chat templates: the model's own Jinja template, sandboxed, or a built-in one.
+
+The rendered prompt comes back as *parts*: template scaffolding (where control tokens like
+<start_of_turn> are parsed) and message contents (tokenized as plain text, so a user who
+types "<end_of_turn>" cannot inject a turn). Assistant contents are flagged `generated`, so
+the worker can reuse the exact token ids it produced and the KV-cache prefix stays stable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from desktop.core.errors import TemplateError
+
+GEMMA = (
+    "{% set ns = namespace(sys='', first=true) %}"
+    "{% for m in messages if m.role == 'system' %}{% set ns.sys = m.content %}{% endfor %}"
+    "{% for m in messages if m.role != 'system' %}"
+    "<start_of_turn>{{ 'model' if m.role == 'assistant' else 'user' }}\n"
+    "{% if ns.first and ns.sys %}{{ ns.sys }}\n\n{% endif %}{% set ns.first = false %}"
+    "{{ m.content }}<end_of_turn>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAMA3 = (
+    "{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+    "{{ m.content }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+PLAIN = (
+    "{% for m in messages %}"
+    "{% if m.role == 'system' %}{{ m.content }}\n\n"
+    "{% elif m.role == 'user' %}User: {{ m.content }}\n"
+    "{% else %}Assistant: {{ m.content }}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+# name -> (template, stop strings beyond the model's end-of-generation tokens)
+BUILTIN: dict[str, tuple[str, list[str]]] = {
+    "gemma": (GEMMA, ["<end_of_turn>"]),
+    "chatml": (CHATML, ["<|im_end|>"]),
+    "llama3": (LLAMA3, ["<|eot_id|>"]),
+    "plain": (PLAIN, ["\nUser:"]),
+}
+
+_MARK = re.compile("\ue000(\\d+)\ue001")
+
+
+@dataclass
+class ChatFormat:
+    """How to turn a conversation into a prompt for one model."""
+
+    source: str
+    name: str  # "model" for the GGUF's own template, else the built-in's name
+    stop: list[str]
+    bos_token: str = ""
+    eos_token: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.name != "model"
+
+
+def choose_format(architecture: str, special_tokens: dict[str, int], chat_template: str | None,
+                  bos_token: str = "", eos_token: str = "") -> ChatFormat:
+    """The model's template if it has one, else a built-in matched to its vocabulary."""
+    if chat_template:
+        return ChatFormat(chat_template, "model", [], bos_token, eos_token)
+    if "<start_of_turn>" in special_tokens or architecture.startswith("gemma"):
+        name = "gemma"
+    elif "<|im_start|>" in special_tokens:
+        name = "chatml"
+    elif "<|start_header_id|>" in special_tokens:
+        name = "llama3"
+    else:
+        name = "plain"
+    source, stop = BUILTIN[name]
+    return ChatFormat(source, name, list(stop), bos_token, eos_token)
+
+
+def _raise_exception(message: str) -> None:
+    raise TemplateError(f"The model's chat template refused this conversation: {message}")
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env
+
+
+_ENV = _environment()
+
+
+def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
+                 add_generation_prompt: bool = True) -> list[dict[str, Any]]:
+    """Render to a list of parts: {"text", "special": bool, "generated": bool}.
+
+    A model file is untrusted input (CVE-2024-34359): the template runs in Jinja's immutable
+    sandbox, and any attempt to reach Python internals becomes a TemplateError.
+    """
+    marked = [
+        {**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)
+    ]
+    try:
+        template = _ENV.from_string(fmt.source)
+        text = template.render(
+            messages=marked,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=fmt.bos_token,
+            eos_token=fmt.eos_token,
+        )
+    except SecurityError as exc:
+        raise TemplateError(
+            "The model's chat template tried to run code that is not allowed, so Hearth did not "
+            "use it. The model file may be malicious; choose another file.",
+            details=str(exc),
+        ) from exc
+    except TemplateError:
+        raise
+    except (JinjaTemplateError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise TemplateError(f"The model's chat template could not be rendered: {exc}",
+                            details=repr(exc)) from exc
+
+    parts: list[dict[str, Any]] = []
+    pos = 0
+    seen: set[int] = set()
+    for match in _MARK.finditer(text):
+        if match.start() > pos:
+            parts.append({"text": text[pos:match.start()], "special": True})
+        index = int(match.group(1))
+        if index >= len(messages):
+            raise TemplateError("The model's chat template produced an unexpected marker.")
+        seen.add(index)
+        message = messages[index]
+        if message["content"]:
+            parts.append({"text": message["content"], "special": False,
+                          "generated": message["role"] == "assistant"})
+        pos = match.end()
+    if pos < len(text):
+        parts.append({"text": text[pos:], "special": True})
+    if not seen and any(m["content"] for m in messages):
+        # A template that transformed the contents (e.g. |upper) lost our markers: fall back to
+        # rendering the real text as one part; correct, only without cache-friendly splitting.
+        plain = _ENV.from_string(fmt.source).render(
+            messages=messages, add_generation_prompt=add_generation_prompt,
+            bos_token=fmt.bos_token, eos_token=fmt.eos_token)
+        return [{"text": plain, "special": True}]
+    return parts
+
+
+def parts_text(parts: list[dict[str, Any]]) -> str:
+    return "".join(p["text"] for p in parts)

@@ -1,0 +1,243 @@
+"""Client side of the inference worker: starts it, talks JSON lines, survives its death.
+
+The worker is a separate process so a segfault, GGML_ASSERT or OOM in llama.cpp kills only
+it. Here such a death becomes EngineCrashed with the tail of the worker's log, and the next
+request starts a fresh worker (reloading the last model) on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from desktop.core.engine import protocol
+from desktop.core.errors import EngineCrashed, EngineError
+
+CANCEL_GRACE_S = 3.0  # a worker that ignores cancel this long is killed and respawned
+CRASH_MESSAGE = "The model stopped unexpectedly."
+
+
+@dataclass
+class LoadOptions:
+    path: str
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None
+    n_threads_batch: int | None = None
+    n_batch: int = 512
+    embedding: bool = False
+
+    def request(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Generation:
+    """A running generate request: iterate for text pieces; `result` holds the done event."""
+
+    client: EngineClient
+    request_id: int
+    events: queue.Queue[dict[str, Any]]
+    text: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    _cancel_at: float | None = None
+
+    def cancel(self) -> None:
+        if self._cancel_at is None and self.result is None:
+            self._cancel_at = time.monotonic()
+            self.client._send({"op": "cancel", "id": self.client._next_id(),
+                               "target": self.request_id})
+
+    def __iter__(self) -> Iterator[str]:
+        while self.result is None:
+            timeout = None
+            if self._cancel_at is not None:
+                timeout = max(0.0, self._cancel_at + CANCEL_GRACE_S - time.monotonic())
+            try:
+                event = self.events.get(timeout=timeout)
+            except queue.Empty:
+                # The worker is stuck in native code: kill it; the partial text stays ours.
+                self.client.kill()
+                self.result = {"event": "done", "stop_reason": "cancelled", "killed": True,
+                               "completion_tokens": None}
+                break
+            kind = event["event"]
+            if kind == "tokens":
+                self.text.append(event["text"])
+                yield event["text"]
+            elif kind == "done":
+                self.result = event
+            elif kind == "error":
+                self.client._forget(self.request_id)
+                raise self.client._error_from(event)
+        self.client._forget(self.request_id)
+
+    def wait(self) -> dict[str, Any]:
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+
+class EngineClient:
+    def __init__(self, log_path: Path, command: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        from desktop.paths import worker_command
+
+        self.log_path = Path(log_path)
+        self.command = command or worker_command()
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.loaded: dict[str, Any] | None = None  # the `loaded` event of the current model
+        self._load_options: LoadOptions | None = None
+        self._write_lock = threading.Lock()
+        self._ids = 0
+        self._pending: dict[int, queue.Queue[dict[str, Any]]] = {}
+        self._pending_lock = threading.Lock()
+
+    # --- process management -----------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _ensure_started(self) -> None:
+        if self.alive:
+            return
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.process = subprocess.Popen(
+            [*self.command, "--log", str(self.log_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, bufsize=0,
+        )
+        threading.Thread(target=self._read_events, args=(self.process,), daemon=True,
+                         name="engine-events").start()
+        self.loaded = None
+        if self._load_options is not None:
+            # A fresh worker after a crash: bring back the model the user had.
+            self.loaded = self._call({"op": "load", **self._load_options.request()})
+
+    def _read_events(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            try:
+                event = protocol.decode(line)
+            except ValueError:
+                continue
+            with self._pending_lock:
+                target = self._pending.get(int(event.get("id", -1)))
+            if target is not None:
+                target.put(event)
+        process.wait()
+        crash = {"event": "error", "kind": "crashed", "message": CRASH_MESSAGE,
+                 "returncode": process.returncode}
+        with self._pending_lock:
+            waiting = list(self._pending.values())
+            self._pending.clear()
+        for target in waiting:
+            target.put(crash)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 16384))
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            self._send({"op": "shutdown", "id": self._next_id()})
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired, EngineError):
+            process.kill()
+            process.wait()
+
+    # --- requests -------------------------------------------------------------------
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        try:
+            with self._write_lock:
+                self.process.stdin.write(protocol.encode(message))
+        except (BrokenPipeError, OSError) as exc:
+            raise EngineCrashed(CRASH_MESSAGE, details=self.log_tail()) from exc
+
+    def _open(self, message: dict[str, Any]) -> tuple[int, queue.Queue[dict[str, Any]]]:
+        self._ensure_started()
+        request_id = self._next_id()
+        events: queue.Queue[dict[str, Any]] = queue.Queue()
+        with self._pending_lock:
+            self._pending[request_id] = events
+        self._send({**message, "id": request_id})
+        return request_id, events
+
+    def _forget(self, request_id: int) -> None:
+        with self._pending_lock:
+            self._pending.pop(request_id, None)
+
+    def _error_from(self, event: dict[str, Any]) -> EngineError:
+        if event.get("kind") == "crashed":
+            self.loaded = None
+            return EngineCrashed(CRASH_MESSAGE, details=self.log_tail())
+        return EngineError(event.get("message", "The model reported an error."),
+                           details=event.get("details", ""))
+
+    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        request_id, events = self._open(message)
+        try:
+            event = events.get()
+        finally:
+            self._forget(request_id)
+        if event["event"] == "error":
+            raise self._error_from(event)
+        return event
+
+    def load(self, options: LoadOptions) -> dict[str, Any]:
+        """Load a model (replacing any loaded one); returns the worker's `loaded` event."""
+        self._load_options = None  # a failed load must not be retried after a respawn
+        event = self._call({"op": "load", **options.request()})
+        self._load_options = options
+        self.loaded = event
+        return event
+
+    def unload(self) -> None:
+        self._load_options = None
+        self.loaded = None
+        if self.alive:
+            self._call({"op": "unload"})
+
+    def generate(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> Generation:
+        if self._load_options is None:
+            raise EngineError("No model is loaded. Choose a model first.")
+        request_id, events = self._open({"op": "generate", "parts": parts, "params": params})
+        return Generation(self, request_id, events)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return list(self._call({"op": "count", "texts": texts})["counts"])
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return list(self._call({"op": "embed", "texts": texts})["vectors"])

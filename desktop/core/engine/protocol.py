@@ -1,0 +1,30 @@
+"""The JSON-lines protocol between the engine client and the worker process (DESIGN section 2).
+
+Requests (client -> worker), each with an integer "id":
+  load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding}
+  generate {parts, params}   count {texts}   embed {texts}   cancel {target}
+  unload {}   shutdown {}
+Events (worker -> client), each with the "id" of its request:
+  loaded {info}  tokens {text}  done {stop_reason, prompt_tokens, cached_tokens,
+  completion_tokens, ttft_s, tokens_per_s, ...}  counted {counts}  embedded {vectors}
+  ok {}  error {kind, message}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+REQUESTS = {"load", "generate", "count", "embed", "cancel", "unload", "shutdown", "state"}
+FINAL_EVENTS = {"loaded", "done", "counted", "embedded", "ok", "error"}
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError("protocol message is not an object")
+    return message

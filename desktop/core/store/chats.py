@@ -1,0 +1,210 @@
+"""Conversations and messages: the chat history repository over the Database."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from desktop.core.errors import NotFound
+from desktop.core.store.db import Database
+
+MESSAGE_STATES = ("streaming", "done", "stopped", "failed", "interrupted")
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    created_at: float
+    updated_at: float
+    model_path: str | None
+    system_prompt: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    state: str
+    created_at: float
+    finished_at: float | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    stop_reason: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        title=row["title"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        model_path=row["model_path"],
+        system_prompt=row["system_prompt"],
+        settings=json.loads(row["settings_json"] or "{}"),
+    )
+
+
+def _message(row: Any) -> Message:
+    return Message(**{key: row[key] for key in row.keys()})
+
+
+def title_from(text: str, limit: int = 60) -> str:
+    """A sidebar title from the first user message: first line, cut at a word boundary."""
+    line = " ".join(text.strip().split())
+    if len(line) <= limit:
+        return line or "New chat"
+    cut = line[:limit].rsplit(" ", 1)[0]
+    return (cut or line[:limit]) + "…"
+
+
+class ChatStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- conversations -------------------------------------------------------------
+    def create_conversation(
+        self,
+        title: str = "",
+        *,
+        model_path: str | None = None,
+        system_prompt: str = "",
+        settings: dict[str, Any] | None = None,
+    ) -> Conversation:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO conversations(title, created_at, updated_at, model_path, system_prompt,"
+            " settings_json) VALUES (?, ?, ?, ?, ?, ?)",
+            (title, now, now, model_path, system_prompt, json.dumps(settings or {})),
+        )
+        return self.conversation(int(cur.lastrowid))
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        rows = self.db.query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise NotFound(f"There is no conversation {conversation_id}.")
+        return _conversation(rows[0])
+
+    def conversations(self) -> list[Conversation]:
+        rows = self.db.query("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
+        return [_conversation(r) for r in rows]
+
+    def latest_conversation(self) -> Conversation | None:
+        rows = self.db.query("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC LIMIT 1")
+        return _conversation(rows[0]) if rows else None
+
+    def update_conversation(self, conversation_id: int, **fields: Any) -> Conversation:
+        allowed = {"title", "model_path", "system_prompt", "settings"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown conversation fields: {sorted(unknown)}")
+        if "settings" in fields:
+            fields["settings_json"] = json.dumps(fields.pop("settings"))
+        if fields:
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            self.db.execute(
+                f"UPDATE conversations SET {assignments} WHERE id = ?",
+                (*fields.values(), conversation_id),
+            )
+        return self.conversation(conversation_id)
+
+    def touch(self, conversation_id: int) -> None:
+        self.db.execute(
+            "UPDATE conversations SET updated_at = ? WHERE id = ?", (time.time(), conversation_id)
+        )
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def search(self, text: str) -> list[Conversation]:
+        """Conversations whose title or any message matches, newest first."""
+        words = [w.replace('"', '""') for w in text.split() if w]
+        if not words:
+            return self.conversations()
+        # Each word as a quoted prefix term: user input never becomes FTS syntax.
+        match = " ".join(f'"{w}"*' for w in words)
+        like = f"%{text.strip()}%"
+        rows = self.db.query(
+            """
+            SELECT * FROM conversations WHERE title LIKE ? OR id IN (
+                SELECT m.conversation_id FROM messages_fts f JOIN messages m ON m.id = f.rowid
+                WHERE messages_fts MATCH ?)
+            ORDER BY updated_at DESC, id DESC
+            """,
+            (like, match),
+        )
+        return [_conversation(r) for r in rows]
+
+    # --- messages ------------------------------------------------------------------
+    def add_message(
+        self, conversation_id: int, role: str, content: str, state: str = "done"
+    ) -> Message:
+        now = time.time()
+        with self.db.lock:
+            cur = self.db.execute(
+                "INSERT INTO messages(conversation_id, role, content, state, created_at, finished_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, state, now, None if state == "streaming" else now),
+            )
+            self.db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return self.message(int(cur.lastrowid))
+
+    def message(self, message_id: int) -> Message:
+        rows = self.db.query("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            raise NotFound(f"There is no message {message_id}.")
+        return _message(rows[0])
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        rows = self.db.query(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
+        )
+        return [_message(r) for r in rows]
+
+    def set_content(self, message_id: int, content: str) -> None:
+        """The periodic flush of a streaming reply (each call is one durable commit)."""
+        self.db.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+
+    def finish_message(self, message_id: int, state: str, content: str, **stats: Any) -> Message:
+        if state not in MESSAGE_STATES:
+            raise ValueError(f"bad message state {state!r}")
+        allowed = {
+            "prompt_tokens", "cached_tokens", "completion_tokens", "ttft_s",
+            "tokens_per_s", "stop_reason", "error",
+        }
+        values = {k: v for k, v in stats.items() if k in allowed}
+        assignments = "".join(f", {k} = ?" for k in values)
+        self.db.execute(
+            f"UPDATE messages SET state = ?, content = ?, finished_at = ?{assignments} WHERE id = ?",
+            (state, content, time.time(), *values.values(), message_id),
+        )
+        return self.message(message_id)
+
+    def delete_messages_from(self, conversation_id: int, message_id: int) -> None:
+        """Drop a message and everything after it (regenerate, edit-and-resend)."""
+        self.db.execute(
+            "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
+            (conversation_id, message_id),
+        )
+
+    def mark_interrupted(self) -> int:
+        """At start-up: replies that were streaming when the app died become `interrupted`."""
+        cur = self.db.execute(
+            "UPDATE messages SET state = 'interrupted', finished_at = ? WHERE state = 'streaming'",
+            (time.time(),),
+        )
+        return cur.rowcount

@@ -1,0 +1,359 @@
+"""llama.cpp behind the worker protocol. The only module (with reference.py) using llama_cpp.
+
+Generation drives llama_decode and llama.cpp's own sampler chain directly, one token at a
+time, and detokenizes only the new token (holding back incomplete UTF-8), so the per-token
+cost is llama.cpp's plus a few microseconds. The KV cache is reused for the longest common
+token prefix with the previous request; assistant replies are kept as the exact token ids
+that were generated, so re-rendering a conversation never changes its prefix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from threading import Event
+from typing import Any
+
+import llama_cpp
+import llama_cpp.llama_cpp as llama_lib
+
+from desktop.core.errors import EngineError, ModelFileError
+from desktop.core.models.gguf import read_gguf
+
+Emit = Callable[..., None]
+FLUSH_S = 0.02  # batch streamed text into ~50 events/s: smooth for the eye, cheap for the pipe
+REPLY_MEMORY = 64  # generated replies whose token ids we remember, for prefix reuse
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except ImportError:
+        return max(1, os.cpu_count() or 1)
+
+
+def build_sampler(params: dict[str, Any], n_vocab: int) -> ctypes.c_void_p:
+    """llama.cpp's sampler chain in the usual order: penalties, top-k, top-p, min-p, temp, dist."""
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = llama_cpp.llama_sampler_chain_add
+    repeat = float(params.get("repeat_penalty", 1.0))
+    if repeat != 1.0:
+        add(chain, llama_cpp.llama_sampler_init_penalties(n_vocab, 64, repeat, 0.0, 0.0))
+    temperature = float(params.get("temperature", 0.8))
+    if temperature <= 0:
+        add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
+    top_k = int(params.get("top_k", 40))
+    if top_k > 0:
+        add(chain, llama_cpp.llama_sampler_init_top_k(top_k))
+    add(chain, llama_cpp.llama_sampler_init_top_p(float(params.get("top_p", 0.95)), 1))
+    add(chain, llama_cpp.llama_sampler_init_min_p(float(params.get("min_p", 0.05)), 1))
+    add(chain, llama_cpp.llama_sampler_init_temp(temperature))
+    seed = params.get("seed")
+    add(chain, llama_cpp.llama_sampler_init_dist(
+        int(seed) & 0xFFFFFFFF if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED))
+    return chain
+
+
+def amx_kernels_compiled() -> bool:
+    """True when this llama.cpp build carries ggml's AMX matmul kernels.
+
+    On this project's Xeon VMs those kernels segfault in ggml_backend_amx_mul_mat (gdb trace in
+    the README's troubleshooting). They run only through the "extra buffer types" (weight
+    repacking), so such builds load models with use_extra_bufts=False.
+    """
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    return "AMX_INT8 = 1" in info
+
+
+@contextmanager
+def model_params_override(**fields: Any) -> Iterator[None]:
+    """Set llama_model_params fields that llama_cpp.Llama() does not expose as arguments."""
+    original = llama_lib.llama_model_default_params
+
+    def patched() -> Any:
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    llama_lib.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        llama_lib.llama_model_default_params = original
+
+
+def open_model(path: str, **kwargs: Any) -> llama_cpp.Llama:
+    """llama_cpp.Llama with Hearth's safe defaults (used by the worker and the bench reference)."""
+    overrides = {"use_extra_bufts": False} if amx_kernels_compiled() else {}
+    with model_params_override(**overrides):
+        return llama_cpp.Llama(model_path=path, **kwargs)
+
+
+class Decoder:
+    """Raw decode of a token list into the context, in n_batch slices, logits for the last."""
+
+    def __init__(self, ctx: Any, n_batch: int) -> None:
+        self.ctx = ctx
+        self.n_batch = n_batch
+
+    def decode(self, tokens: list[int]) -> None:
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            array = (llama_cpp.llama_token * len(chunk))(*chunk)
+            rc = llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
+            if rc != 0:
+                raise EngineError(f"llama.cpp could not process the prompt (llama_decode={rc}); "
+                                  "the context may be full.")
+
+
+class Runner:
+    def __init__(self) -> None:
+        self.llm: llama_cpp.Llama | None = None
+        self.embedder: llama_cpp.Llama | None = None
+        self.cache_tokens: list[int] = []  # exactly what the KV cache holds, position by position
+        self.replies: OrderedDict[str, list[int]] = OrderedDict()
+        self._cancel = Event()
+        self._current: int | None = None
+
+    # --- dispatch ----------------------------------------------------------------------
+    def handle(self, message: dict[str, Any], emit: Emit) -> None:
+        op = message.get("op")
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
+            raise EngineError(f"Unknown request {op!r}.")
+        handler(message, emit)
+
+    def cancel(self, target: int) -> None:
+        if self._current == target:
+            self._cancel.set()
+
+    def close(self) -> None:
+        self.llm = self.embedder = None
+
+    # --- load ------------------------------------------------------------------------
+    def op_load(self, msg: dict[str, Any], emit: Emit) -> None:
+        path = Path(msg["path"])
+        info = read_gguf(path)  # refuse bad files before llama.cpp can crash on them
+        embedding = bool(msg.get("embedding"))
+        n_ctx = int(msg.get("n_ctx") or 4096)
+        if info.context_length:
+            n_ctx = min(n_ctx, info.context_length)
+        threads = int(msg.get("n_threads") or physical_cores())
+        started = time.perf_counter()
+        if embedding:
+            self.embedder = None
+        else:
+            self.llm = None
+            self.cache_tokens = []
+            self.replies.clear()
+        try:
+            llm = open_model(
+                str(path),
+                n_ctx=n_ctx,
+                n_batch=int(msg.get("n_batch") or 512),
+                n_ubatch=int(msg.get("n_batch") or 512),
+                n_threads=threads,
+                n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
+                n_gpu_layers=int(msg.get("n_gpu_layers") or 0),
+                embedding=embedding,
+                logits_all=False,
+                # Prefix reuse needs the full KV for sliding-window models (gemma): otherwise
+                # llama.cpp can only reprocess the whole prompt.
+                swa_full=True,
+                verbose=True,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(f"llama.cpp could not load {path.name}: {exc}",
+                                 details=str(path)) from exc
+        if embedding:
+            self.embedder = llm
+        else:
+            self.llm = llm
+        emit("loaded", info={
+            **info.summary(),
+            "n_ctx": llm.n_ctx(),
+            "n_threads": threads,
+            "n_gpu_layers": int(msg.get("n_gpu_layers") or 0),
+            "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
+            "load_s": time.perf_counter() - started,
+            "embedding": embedding,
+        })
+
+    def op_unload(self, msg: dict[str, Any], emit: Emit) -> None:
+        self.llm = None
+        self.embedder = None
+        self.cache_tokens = []
+        emit("ok")
+
+    def _model(self) -> llama_cpp.Llama:
+        if self.llm is None:
+            raise EngineError("No model is loaded. Choose a model first.")
+        return self.llm
+
+    # --- tokens ----------------------------------------------------------------------
+    def tokenize_parts(self, parts: list[dict[str, Any]]) -> list[int]:
+        llm = self._model()
+        tokens: list[int] = []
+        for part in parts:
+            text = part.get("text", "")
+            if not text:
+                continue
+            if part.get("generated") and text in self.replies:
+                tokens.extend(self.replies[text])
+                continue
+            tokens.extend(llm.tokenize(text.encode("utf-8"), add_bos=not tokens,
+                                       special=bool(part.get("special"))))
+        bos = llm.token_bos()
+        # A template that writes {{ bos_token }} plus llama.cpp's own BOS would double it.
+        if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
+            tokens.pop(0)
+        return tokens
+
+    def op_count(self, msg: dict[str, Any], emit: Emit) -> None:
+        llm = self._model()
+        counts = [len(llm.tokenize(t.encode("utf-8"), add_bos=False, special=False))
+                  for t in msg.get("texts", [])]
+        emit("counted", counts=counts)
+
+    def _remember_reply(self, text: str, tokens: list[int]) -> None:
+        if text:
+            self.replies[text] = tokens
+            self.replies.move_to_end(text)
+            while len(self.replies) > REPLY_MEMORY:
+                self.replies.popitem(last=False)
+
+    # --- generate ----------------------------------------------------------------------
+    def prepare(self, prompt: list[int]) -> int:
+        """Bring the KV cache to `prompt`, reusing the common prefix; returns cached count."""
+        llm = self._model()
+        ctx = llm.ctx
+        common = 0
+        limit = min(len(prompt), len(self.cache_tokens))
+        while common < limit and prompt[common] == self.cache_tokens[common]:
+            common += 1
+        if common == len(prompt):
+            common -= 1  # the last prompt token must be decoded again to get its logits
+        mem = llama_cpp.llama_get_memory(ctx)
+        if not llama_cpp.llama_memory_seq_rm(mem, -1, common, -1):
+            llama_cpp.llama_memory_clear(mem, True)
+            common = 0
+        self.cache_tokens = self.cache_tokens[:common]
+        Decoder(ctx, llm.n_batch).decode(prompt[common:])
+        self.cache_tokens.extend(prompt[common:])
+        return common
+
+    def op_generate(self, msg: dict[str, Any], emit: Emit) -> None:
+        llm = self._model()
+        request_id = int(msg["id"])
+        params = dict(msg.get("params") or {})
+        self._current = request_id
+        self._cancel.clear()
+        try:
+            self._generate(llm, msg.get("parts") or [], params, emit)
+        finally:
+            self._current = None
+
+    def _generate(self, llm: llama_cpp.Llama, parts: list[dict[str, Any]],
+                  params: dict[str, Any], emit: Emit) -> None:
+        started = time.perf_counter()
+        prompt = self.tokenize_parts(parts)
+        n_ctx = llm.n_ctx()
+        if len(prompt) >= n_ctx:
+            raise EngineError(f"The conversation ({len(prompt)} tokens) does not fit the "
+                              f"context of {n_ctx} tokens.")
+        max_tokens = int(params.get("max_tokens") or 0) or n_ctx
+        max_tokens = min(max_tokens, n_ctx - len(prompt))
+        cached = self.prepare(prompt)
+        prefill_done = time.perf_counter()
+
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+        sampler = build_sampler(params, n_vocab)
+        stops = [s for s in params.get("stop", []) if s]
+        hold = max((len(s) for s in stops), default=0)
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        buf = ctypes.create_string_buffer(256)
+        generated: list[int] = []
+        text = ""  # everything decoded so far
+        sent = 0  # characters of `text` already emitted
+        last_flush = 0.0
+        first_token_at: float | None = None
+        stop_reason = "length"
+        cut_at_stop = False
+        decode_one = Decoder(llm.ctx, 1)
+        try:
+            while len(generated) < max_tokens:
+                if self._cancel.is_set():
+                    stop_reason = "cancelled"
+                    break
+                token = llama_cpp.llama_sampler_sample(sampler, llm.ctx, -1)
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stop_reason = "stop"
+                    break
+                generated.append(token)
+                n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+                text += utf8.decode(buf.raw[:max(n, 0)])
+                cut = _find_stop(text, stops, sent)
+                if cut is not None:
+                    text = text[:cut]
+                    stop_reason, cut_at_stop = "stop", True
+                    break
+                now = time.perf_counter()
+                safe = len(text) - hold if hold else len(text)
+                if safe > sent and (now - last_flush >= FLUSH_S or sent == 0):
+                    emit("tokens", text=text[sent:safe])
+                    sent, last_flush = safe, now
+                decode_one.decode([token])
+                self.cache_tokens.append(token)
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        text += utf8.decode(b"", final=True)
+        if len(text) > sent:
+            emit("tokens", text=text[sent:])
+        if not cut_at_stop:
+            # Token ids of a reply cut at a stop string no longer match its text: not reusable.
+            self._remember_reply(text, generated)
+        finished = time.perf_counter()
+        gen_s = finished - (first_token_at or finished)
+        emit("done",
+             stop_reason=stop_reason,
+             prompt_tokens=len(prompt),
+             cached_tokens=cached,
+             completion_tokens=len(generated),
+             ttft_s=(first_token_at or finished) - started,
+             prefill_s=prefill_done - started,
+             prefill_tokens_per_s=(len(prompt) - cached) / max(prefill_done - started, 1e-9),
+             tokens_per_s=(len(generated) - 1) / gen_s if len(generated) > 1 and gen_s > 0 else 0.0,
+             text_length=len(text),
+             n_ctx=llm.n_ctx())
+
+    # --- embed -------------------------------------------------------------------------
+    def op_embed(self, msg: dict[str, Any], emit: Emit) -> None:
+        if self.embedder is None:
+            raise EngineError("No embedding model is loaded.")
+        texts = list(msg.get("texts") or [])
+        # truncate=False: llama-cpp-python would otherwise silently cut long inputs (DESIGN 8).
+        vectors = self.embedder.embed(texts, normalize=True, truncate=False) if texts else []
+        emit("embedded", vectors=vectors)
+
+
+def _find_stop(text: str, stops: list[str], sent: int) -> int | None:
+    """Index where the earliest stop string starts, searching only text not yet emitted."""
+    best: int | None = None
+    for stop in stops:
+        index = text.find(stop, max(0, sent - len(stop)))
+        if index != -1 and (best is None or index < best):
+            best = index
+    return best
