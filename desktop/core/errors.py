@@ -20,6 +20,10 @@ class TemplateError(HearthError):
     """A chat template that cannot be rendered safely."""
 
 
+class UnsafeTemplateError(TemplateError):
+    """A chat template that tried to reach Python internals (a hostile model file)."""
+
+
 class EngineError(HearthError):
     """The inference worker reported an error for a request."""
 

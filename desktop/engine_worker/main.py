@@ -8,6 +8,7 @@ tail explains a crash to the user.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import queue
 import sys
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
             break
         request_id = int(message.get("id", -1))
         try:
-            runner.handle(message, lambda event, **f: channel.send(request_id, event, **f))
+            runner.handle(message, functools.partial(channel.send, request_id))
         except HearthError as exc:
             channel.send(request_id, "error", kind=type(exc).__name__, message=exc.message,
                          details=exc.details)

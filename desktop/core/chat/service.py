@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
-from desktop.core.chat.templates import ChatFormat, choose_format, render_parts
+from desktop.core.chat.templates import ChatFormat, check_template, choose_format, render_parts
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError
@@ -77,6 +77,8 @@ class ChatService:
             bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
             eos_token=ids.get(info.get("tokenizer.ggml.eos_token_id", -1), ""),
         )
+        # Render once before llama.cpp sees the file: a hostile template is refused up front.
+        check_template(fmt)
         loaded = self.ctx.engine.load(options)["info"]
         self.model = ModelState(path, info, fmt, loaded)
         if self.ctx.library.find(path) is None:

@@ -17,7 +17,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from desktop.core.errors import TemplateError
+from desktop.core.errors import TemplateError, UnsafeTemplateError
 
 GEMMA = (
     "{% set ns = namespace(sys='', first=true) %}"
@@ -122,7 +122,7 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
             eos_token=fmt.eos_token,
         )
     except SecurityError as exc:
-        raise TemplateError(
+        raise UnsafeTemplateError(
             "The model's chat template tried to run code that is not allowed, so Hearth did not "
             "use it. The model file may be malicious; choose another file.",
             details=str(exc),
@@ -158,6 +158,22 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
             bos_token=fmt.bos_token, eos_token=fmt.eos_token)
         return [{"text": plain, "special": True}]
     return parts
+
+
+def check_template(fmt: ChatFormat) -> None:
+    """Render a sample conversation; raise UnsafeTemplateError for a hostile template.
+
+    Other template errors are left for real conversations: many templates legitimately
+    refuse some role orders (raise_exception), which says nothing about the file's safety.
+    """
+    try:
+        render_parts(fmt, [{"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "Hello"},
+                           {"role": "user", "content": "Thanks"}])
+    except UnsafeTemplateError:
+        raise
+    except TemplateError:
+        pass
 
 
 def parts_text(parts: list[dict[str, Any]]) -> str:

@@ -25,12 +25,15 @@ class Database:
             self.conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=10
             )
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"Could not open the chat database {self.path}: {exc}") from exc
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+            raise StoreError(
+                f"Could not open the chat database {self.path}: {exc}. "
+                "The file was not changed; keep a copy before trying to repair it."
+            ) from exc
         self.upgrade(upgrade_to)
 
     @property

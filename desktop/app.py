@@ -1,0 +1,61 @@
+"""Builds the QApplication and the main window: the only place the GUI is wired together."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+from desktop import __version__, paths
+
+
+def create_app(argv: list[str] | None = None) -> Any:
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app.setApplicationName("Hearth")
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("Hearth")
+    app.setDesktopFileName("hearth")
+    icon = paths.resources_dir() / "icons" / "hearth-256.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    return app
+
+
+def install_excepthooks(window: Any) -> None:
+    """Backstops: an unexpected error is shown in the window instead of killing the app."""
+
+    def report(exc: BaseException) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: window.show_error(exc))
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        exc.__traceback_text__ = "".join(traceback.format_exception(kind, exc, tb))  # type: ignore[attr-defined]
+        sys.__excepthook__(kind, exc, tb)
+        report(exc)
+
+    sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def build_window(data_dir: Path) -> Any:
+    from desktop.core.context import AppContext
+    from desktop.ui.main_window import MainWindow
+
+    return MainWindow(AppContext(data_dir))
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    app = create_app()
+    window = build_window(paths.data_dir(args.data_dir))
+    install_excepthooks(window)
+    window.show()
+    code = app.exec()
+    window.ctx.close()
+    return code

@@ -1,0 +1,421 @@
+"""The main window: sidebar of chats, model picker, chat view and composer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.core.chat.service import ChatService
+from desktop.core.context import AppContext
+from desktop.core.errors import HearthError
+from desktop.core.models.library import STARTER_NOTE
+from desktop.core.store.chats import Message
+from desktop.ui.chat_view import ChatView
+from desktop.ui.composer import Composer
+from desktop.ui.sidebar import Sidebar
+from desktop.ui.tasks import run_in_background
+
+OPEN_FILE = "__open__"
+EMPTY_NO_MODEL = (
+    "<h2>Welcome to Hearth</h2>"
+    "<p>Everything you type stays on this computer.</p>"
+    "<p>There is no model yet. Choose <b>Open GGUF file…</b> in the model list above to use a "
+    "model you already have, or install the starter model to try Hearth right away:</p>"
+    "<pre>python -m pip install \"hearth[starter]\"</pre>"
+)
+EMPTY_READY = "<h2>Start a conversation</h2><p>Type a message below. Enter sends.</p>"
+
+
+class MainWindow(QMainWindow):
+    text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.service = ChatService(ctx)
+        self.current_id: int | None = None
+        self.generating = False
+        self.editing = False
+        self._error_details = ""
+        self.setWindowTitle("Hearth")
+        self.resize(1100, 760)
+        self._build()
+        self.text_arrived.connect(self.chat_view.append)
+        self._restore()
+
+    # --- layout ----------------------------------------------------------------------
+    def _build(self) -> None:
+        self.sidebar = Sidebar()
+        self.sidebar.new_requested.connect(self.new_chat)
+        self.sidebar.selected.connect(self.open_conversation)
+        self.sidebar.rename_requested.connect(self.rename_conversation)
+        self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.sidebar.search_changed.connect(lambda _: self.refresh_conversations())
+
+        self.model_box = QComboBox()
+        self.model_box.setMinimumWidth(380)
+        self.model_box.activated.connect(self._model_chosen)
+        self.model_status = QLabel()
+        self.model_status.setWordWrap(True)
+        self.context_meter = QProgressBar()
+        self.context_meter.setFormat("context %v / %m")
+        self.context_meter.setMaximumWidth(220)
+        self.context_meter.setValue(0)
+        top = QHBoxLayout()
+        top.addWidget(self.model_box)
+        top.addWidget(self.model_status, 1)
+        top.addWidget(self.context_meter)
+
+        self.empty = QLabel()
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.chat_view = ChatView()
+        self.chat_view.regenerate_requested.connect(self.regenerate)
+        self.chat_view.edit_requested.connect(self.edit_last)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.chat_view)
+
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color:#c0392b")
+        self.copy_details = QPushButton("Copy details")
+        self.copy_details.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(self._error_details))
+        error_row = QHBoxLayout()
+        error_row.addWidget(self.error_label, 1)
+        error_row.addWidget(self.copy_details)
+        self.error_box = QWidget()
+        self.error_box.setLayout(error_row)
+        self.error_box.hide()
+
+        self.composer = Composer()
+        self.composer.submitted.connect(self.send)
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.setEnabled(False)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        compose_row = QHBoxLayout()
+        compose_row.addWidget(self.composer, 1)
+        compose_row.addLayout(buttons)
+
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.addLayout(top)
+        column.addWidget(self.stack, 1)
+        column.addWidget(self.error_box)
+        column.addLayout(compose_row)
+
+        splitter = QSplitter()
+        splitter.addWidget(self.sidebar)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(splitter)
+
+        QShortcut(QKeySequence.StandardKey.New, self, self.new_chat)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
+        QShortcut(QKeySequence.StandardKey.Find, self, self.sidebar.search.setFocus)
+
+    def _restore(self) -> None:
+        geometry = self.ctx.settings.get("window_geometry")
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        self.refresh_models()
+        last = self.ctx.settings.get("last_conversation")
+        self.refresh_conversations()
+        ids = [c.id for c in self.sidebar.model.items]
+        if last in ids:
+            self.open_conversation(last)
+        else:
+            self._show_empty()
+        if not self.ctx.library.list() and not self.ctx.settings.get("starter_registered"):
+            self.model_status.setText("Preparing the starter model…")
+            run_in_background(self.ctx.ensure_starter, on_done=lambda _: self.refresh_models(),
+                              on_error=self.show_error)
+
+    # --- errors --------------------------------------------------------------------
+    def show_error(self, exc: BaseException | str) -> None:
+        if isinstance(exc, HearthError):
+            message, details = exc.message, exc.details
+        elif isinstance(exc, BaseException):
+            message = f"Something went wrong: {exc}"
+            details = getattr(exc, "__traceback_text__", repr(exc))
+        else:
+            message, details = exc, ""
+        self._error_details = f"{message}\n\n{details}".strip()
+        self.error_label.setText(message)
+        self.copy_details.setVisible(bool(details))
+        self.error_box.show()
+
+    def clear_error(self) -> None:
+        self.error_box.hide()
+
+    # --- models --------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        current = self.ctx.settings.get("last_model")
+        for entry in self.ctx.library.list():
+            meta = entry.metadata
+            label = (f"{entry.name} · {meta.get('quantization', '?')} · "
+                     f"{meta.get('file_size', 0) / 1e6:,.0f} MB · {meta.get('architecture', '?')}")
+            if not entry.exists:
+                label += " · file missing"
+            self.model_box.addItem(label, entry.path)
+            self.model_box.setItemData(self.model_box.count() - 1, entry.path,
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.model_box.addItem("Open GGUF file…", OPEN_FILE)
+        index = self.model_box.findData(current) if current else -1
+        self.model_box.setCurrentIndex(index if index >= 0 else self.model_box.count() - 1)
+        self.model_box.blockSignals(False)
+        self._describe_model()
+        if self.current_id is None:
+            self._show_empty()
+
+    def _describe_model(self) -> None:
+        path = self.ctx.settings.get("last_model")
+        entry = self.ctx.library.find(path) if path else None
+        if entry is None:
+            self.model_status.setText("No model chosen.")
+            return
+        notes = []
+        if entry.source == "starter":
+            notes.append(STARTER_NOTE)
+        elif entry.is_base_model:
+            notes.append("Base model (no chat template): it continues text rather than "
+                         "following instructions.")
+        loaded = self.service.model is not None and self.service.model.path == entry.path
+        notes.insert(0, "Loaded." if loaded else "Loads when you send a message.")
+        self.model_status.setText(" ".join(notes))
+
+    def _model_chosen(self, index: int) -> None:
+        path = self.model_box.itemData(index)
+        if path == OPEN_FILE:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
+                                                    "GGUF models (*.gguf)")
+            if not chosen:
+                self.refresh_models()
+                return
+            path = chosen
+        self.load_model(path)
+
+    def load_model(self, path: str) -> None:
+        if self.generating:
+            self.show_error("Stop the current reply before switching models.")
+            self.refresh_models()
+            return
+        self.clear_error()
+        self.model_status.setText(f"Loading {Path(path).name}…")
+        self.model_box.setEnabled(False)
+
+        def done(_: Any) -> None:
+            self.model_box.setEnabled(True)
+            if self.current_id is not None:
+                self.ctx.chats.update_conversation(self.current_id, model_path=self.service.model.path)
+            self.refresh_models()
+
+        def failed(exc: BaseException) -> None:
+            self.model_box.setEnabled(True)
+            self.refresh_models()
+            self.show_error(exc)
+
+        run_in_background(self.service.load_model, path, on_done=done, on_error=failed)
+
+    # --- conversations ---------------------------------------------------------------
+    def refresh_conversations(self) -> None:
+        query = self.sidebar.search.text().strip()
+        items = self.ctx.chats.search(query) if query else self.ctx.chats.conversations()
+        self.sidebar.set_conversations(items, self.current_id)
+
+    def _show_empty(self) -> None:
+        has_model = bool(self.ctx.library.list()) or bool(self.ctx.settings.get("last_model"))
+        self.empty.setText(EMPTY_READY if has_model else EMPTY_NO_MODEL)
+        self.stack.setCurrentWidget(self.empty)
+        self.context_meter.setValue(0)
+
+    def new_chat(self) -> None:
+        if self.generating:
+            return
+        self.current_id = None
+        self.chat_view.clear()
+        self._show_empty()
+        self.refresh_conversations()
+        self.sidebar.view.clearSelection()
+        self.composer.setFocus()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        if self.generating and conversation_id != self.current_id:
+            self.refresh_conversations()  # keep the streaming chat selected
+            return
+        self.current_id = conversation_id
+        self.ctx.settings.set("last_conversation", conversation_id)
+        messages = self.ctx.chats.messages(conversation_id)
+        self.chat_view.set_messages(messages)
+        self.stack.setCurrentWidget(self.chat_view)
+        self._update_meter(messages)
+        self.refresh_conversations()
+        interrupted = [m for m in messages if m.state == "interrupted"]
+        if interrupted and interrupted[-1] is messages[-1]:
+            self.chat_view.set_notice("The last reply was cut off when Hearth closed. "
+                                      "Use Regenerate to write it again.")
+
+    def rename_conversation(self, conversation_id: int) -> None:
+        current = self.ctx.chats.conversation(conversation_id).title
+        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=current)
+        if ok and title.strip():
+            self.ctx.chats.update_conversation(conversation_id, title=title.strip())
+            self.refresh_conversations()
+
+    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
+        title = self.ctx.chats.conversation(conversation_id).title or "this chat"
+        if confirm and QMessageBox.question(
+            self, "Delete chat", f"Delete “{title}” and all its messages? This cannot be undone.",
+        ) != QMessageBox.StandardButton.Yes:
+            return
+        if self.generating and conversation_id == self.current_id:
+            self.show_error("Stop the reply before deleting this chat.")
+            return
+        self.ctx.chats.delete_conversation(conversation_id)
+        if conversation_id == self.current_id:
+            self.new_chat()
+        self.refresh_conversations()
+
+    def _update_meter(self, messages: list[Message]) -> None:
+        model = self.service.model
+        n_ctx = model.n_ctx if model else int(self.ctx.settings.get("n_ctx") or 4096)
+        used = 0
+        for message in reversed(messages):
+            if message.role == "assistant" and message.prompt_tokens:
+                used = message.prompt_tokens + (message.completion_tokens or 0)
+                break
+        self.context_meter.setMaximum(n_ctx)
+        self.context_meter.setValue(min(used, n_ctx))
+
+    # --- replies -------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        if self.generating:
+            self.show_error("A reply is still being written: wait for it or press Stop (Esc).")
+            return
+        if not self.ctx.settings.get("last_model"):
+            self.show_error("Choose a model first: pick one above or open a GGUF file.")
+            return
+        self.clear_error()
+        if self.current_id is None:
+            conversation = self.service.new_conversation()
+            self.current_id = conversation.id
+            self.ctx.settings.set("last_conversation", conversation.id)
+            self.chat_view.clear()
+        self.composer.clear()
+        editing, self.editing = self.editing, False
+        if editing:
+            # The last user message and its reply are replaced by the edited text.
+            self.chat_view.set_messages(self._messages_before_last_user())
+        now = time.time()
+        self.chat_view.add_message(Message(0, self.current_id, "user", text, "done", now))
+        self.stack.setCurrentWidget(self.chat_view)
+        job = self.service.edit_last_user_message if editing else self.service.send
+        self._run_reply(job, self.current_id, text)
+
+    def _messages_before_last_user(self) -> list[Message]:
+        messages = self.ctx.chats.messages(self.current_id) if self.current_id else []
+        users = [i for i, m in enumerate(messages) if m.role == "user"]
+        return messages[: users[-1]] if users else messages
+
+    def regenerate(self) -> None:
+        if self.generating or self.current_id is None:
+            return
+        messages = self.ctx.chats.messages(self.current_id)
+        while messages and messages[-1].role == "assistant":
+            messages.pop()
+        self.chat_view.set_messages(messages)
+        self._run_reply(self.service.regenerate, self.current_id)
+
+    def edit_last(self, text: str) -> None:
+        if self.generating:
+            return
+        self.editing = True
+        self.composer.setPlainText(text)
+        self.composer.setFocus()
+
+    def _run_reply(self, job: Any, *args: Any) -> None:
+        self.generating = True
+        self.stop_button.setEnabled(True)
+        self.send_button.setEnabled(False)
+        self.model_box.setEnabled(False)
+        placeholder = Message(0, self.current_id or 0, "assistant", "", "streaming", time.time())
+        self.chat_view.begin_stream(placeholder)
+        self.refresh_conversations()
+        run_in_background(job, *args, self.text_arrived.emit,
+                          on_done=self._reply_done, on_error=self._reply_failed)
+
+    def _finish(self) -> None:
+        self.generating = False
+        self.stop_button.setEnabled(False)
+        self.send_button.setEnabled(True)
+        self.model_box.setEnabled(True)
+        self._describe_model()
+
+    def _reply_done(self, message: Message) -> None:
+        self.chat_view.end_stream(message)
+        self._finish()
+        if message.conversation_id == self.current_id:
+            messages = self.ctx.chats.messages(self.current_id)
+            self._update_meter(messages)
+            start = self.service.context_start.get(self.current_id)
+            self.chat_view.set_notice(
+                "Older messages are no longer in the model's context (it is full); "
+                "the model sees only the more recent part of this chat." if start else None)
+        self.refresh_conversations()
+
+    def _reply_failed(self, exc: BaseException) -> None:
+        self.chat_view.end_stream(None)
+        self._finish()
+        if self.current_id is not None:
+            # Show what was kept (the partial reply is saved as failed/stopped).
+            self.chat_view.set_messages(self.ctx.chats.messages(self.current_id))
+        self.show_error(exc)
+        if isinstance(exc, HearthError) and "stopped unexpectedly" in exc.message:
+            self.error_label.setText(exc.message + " The partial reply was kept; send again "
+                                     "to restart the model.")
+        self.refresh_conversations()
+
+    def stop(self) -> None:
+        if self.generating:
+            self.service.stop()
+
+    # --- closing -------------------------------------------------------------------
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if self.generating:
+            self.service.stop()
+        self.ctx.settings.values["window_geometry"] = bytes(
+            self.saveGeometry().toBase64()).decode("ascii")
+        self.ctx.settings.values["last_conversation"] = self.current_id
+        self.ctx.settings.save()
+        super().closeEvent(event)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from desktop.core.chat.templates import (
+    ChatFormat,
+    check_template,
+    choose_format,
+    parts_text,
+    render_parts,
+)
+from desktop.core.errors import TemplateError, UnsafeTemplateError
+
+CONVERSATION = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi <end_of_turn>"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "Again?"},
+]
+
+
+def test_builtin_choice_follows_vocabulary() -> None:
+    assert choose_format("gemma3", {"<start_of_turn>": 105}, None).name == "gemma"
+    assert choose_format("qwen2", {"<|im_start|>": 1}, None).name == "chatml"
+    assert choose_format("llama", {"<|start_header_id|>": 1}, None).name == "llama3"
+    assert choose_format("gpt2", {}, None).name == "plain"
+    own = choose_format("llama", {}, "{{ messages }}")
+    assert own.name == "model" and not own.builtin
+
+
+def test_gemma_prompt_and_parts() -> None:
+    fmt = choose_format("gemma3", {"<start_of_turn>": 105}, None)
+    parts = render_parts(fmt, CONVERSATION)
+    assert parts_text(parts) == (
+        "<start_of_turn>user\nBe brief.\n\nHi <end_of_turn><end_of_turn>\n"
+        "<start_of_turn>model\nHello!<end_of_turn>\n"
+        "<start_of_turn>user\nAgain?<end_of_turn>\n<start_of_turn>model\n"
+    )
+    # Message contents are plain text (a typed control token stays text), scaffolding is special.
+    user = next(p for p in parts if p["text"] == "Hi <end_of_turn>")
+    assert user["special"] is False and user["generated"] is False
+    reply = next(p for p in parts if p["text"] == "Hello!")
+    assert reply["generated"] is True
+    assert all(p["special"] for p in parts if p["text"].startswith("<start_of_turn>"))
+
+
+def test_earlier_turns_render_identically_as_the_chat_grows() -> None:
+    fmt = choose_format("gemma3", {"<start_of_turn>": 105}, None)
+    short = parts_text(render_parts(fmt, CONVERSATION[:2]))
+    longer = parts_text(render_parts(fmt, CONVERSATION))
+    assert longer.startswith(short)  # the KV-cache prefix stays valid
+
+
+def test_model_template_in_sandbox_renders_normal_jinja() -> None:
+    fmt = ChatFormat("{{ bos_token }}{% for m in messages %}[{{ m.role|upper }}] {{ m.content }}\n"
+                     "{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}",
+                     "model", [], bos_token="<s>")
+    text = parts_text(render_parts(fmt, CONVERSATION[1:]))
+    assert text.startswith("<s>[USER] Hi <end_of_turn>\n[ASSISTANT] Hello!")
+    assert text.endswith("[ASSISTANT] ")
+
+
+def test_template_that_tries_to_run_code_is_refused(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    evil = ChatFormat("{{ lipsum.__globals__['os'].popen('touch PWNED').read() }}", "model", [])
+    with pytest.raises(UnsafeTemplateError, match="not allowed"):
+        render_parts(evil, CONVERSATION)
+    with pytest.raises(UnsafeTemplateError):
+        check_template(evil)
+    evil2 = ChatFormat("{{ ''.__class__.__mro__[1].__subclasses__() }}", "model", [])
+    with pytest.raises(UnsafeTemplateError):
+        render_parts(evil2, CONVERSATION)
+    assert not os.path.exists(tmp_path / "PWNED")
+
+
+def test_raise_exception_and_broken_templates() -> None:
+    refusing = ChatFormat("{{ raise_exception('roles must alternate') }}", "model", [])
+    with pytest.raises(TemplateError, match="roles must alternate"):
+        render_parts(refusing, CONVERSATION)
+    check_template(refusing)  # refusing a role order is not a safety problem
+    broken = ChatFormat("{% for %}", "model", [])
+    with pytest.raises(TemplateError, match="could not be rendered"):
+        render_parts(broken, CONVERSATION)
