@@ -52,6 +52,10 @@ def build_window(data_dir: Path) -> Any:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    if getattr(args, "self_test", False):
+        from desktop.self_test import run_self_test
+
+        return run_self_test(getattr(args, "model", None))
     app = create_app()
     window = build_window(paths.data_dir(args.data_dir))
     install_excepthooks(window)

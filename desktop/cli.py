@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     parser = build_parser()
+    if "--self-test" in argv and "gui" not in argv:
+        # `hearth --self-test [--model PATH]`, as the frozen app takes it
+        at = argv.index("--self-test")
+        argv = [*argv[:at], "gui", *argv[at:]]
     args = parser.parse_args(argv)
     if args.command in (None, "gui"):
         from desktop.app import run_gui

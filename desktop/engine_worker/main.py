@@ -19,6 +19,8 @@ from typing import IO, Any
 from desktop.core.engine import protocol
 from desktop.core.errors import HearthError
 
+LOG_LIMIT = 5 * 1024 * 1024
+
 
 class Channel:
     """Writes events on the private protocol fd; thread-safe so the reader can answer too."""
@@ -36,7 +38,10 @@ class Channel:
 
 def _redirect_output(log_path: str) -> IO[bytes]:
     protocol_fd = os.dup(1)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    if os.path.exists(log_path) and os.path.getsize(log_path) > LOG_LIMIT:
+        flags |= os.O_TRUNC  # keep the log small; only its tail is ever shown
+    log_fd = os.open(log_path, flags, 0o600)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
@@ -67,7 +72,8 @@ def main(argv: list[str]) -> int:
                 runner.cancel(int(message.get("target", -1)))
                 continue
             requests.put(message)
-        requests.put(None)  # stdin closed: the client is gone
+        runner.cancel_current()  # stdin closed: the client is gone, stop at the next token
+        requests.put(None)
 
     threading.Thread(target=read_requests, daemon=True, name="requests").start()
 
@@ -76,6 +82,7 @@ def main(argv: list[str]) -> int:
         if message is None or message.get("op") == "shutdown":
             break
         request_id = int(message.get("id", -1))
+        print(f"[worker] {message.get('op')} id={request_id}", flush=True)
         try:
             runner.handle(message, functools.partial(channel.send, request_id))
         except HearthError as exc:

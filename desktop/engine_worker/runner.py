@@ -137,6 +137,9 @@ class Runner:
         if self._current == target:
             self._cancel.set()
 
+    def cancel_current(self) -> None:
+        self._cancel.set()
+
     def close(self) -> None:
         self.llm = self.embedder = None
 

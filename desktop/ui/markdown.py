@@ -32,8 +32,12 @@ class MarkdownRenderer:
     def __init__(self, dark: bool = False) -> None:
         self.dark = dark
         self.md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
-        self.md.add_render_rule("fence", self._fence)
-        self.md.add_render_rule("code_block", self._fence)
+        # markdown-it binds rules to its renderer, so pass a plain function that closes over us.
+        def fence(_renderer, tokens, idx, options, env):  # noqa: ANN001, ANN202
+            return self._fence(tokens, idx, options, env)
+
+        self.md.add_render_rule("fence", fence)
+        self.md.add_render_rule("code_block", fence)
         self.code_blocks: list[str] = []
 
     def _fence(self, tokens, idx, options, env) -> str:  # noqa: ANN001 - markdown-it signature

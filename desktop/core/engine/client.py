@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.engine import protocol
-from desktop.core.errors import EngineCrashed, EngineError
+from desktop.core.errors import EngineCrashed, EngineError, ModelFileError
 
 CANCEL_GRACE_S = 3.0  # a worker that ignores cancel this long is killed and respawned
 CRASH_MESSAGE = "The model stopped unexpectedly."
@@ -202,9 +202,16 @@ class EngineClient:
     def _error_from(self, event: dict[str, Any]) -> EngineError:
         if event.get("kind") == "crashed":
             self.loaded = None
-            return EngineCrashed(CRASH_MESSAGE, details=self.log_tail())
-        return EngineError(event.get("message", "The model reported an error."),
-                           details=event.get("details", ""))
+            code = event.get("returncode")
+            how = (f"killed by signal {-code}" if isinstance(code, int) and code < 0
+                   else f"exit code {code}")
+            return EngineCrashed(CRASH_MESSAGE,
+                                 details=f"The engine worker ended ({how}). Its log ends with:\n"
+                                 + self.log_tail())
+        # The worker names the error class; model-file problems stay ModelFileError for callers.
+        kind = ModelFileError if event.get("kind") == "ModelFileError" else EngineError
+        return kind(event.get("message", "The model reported an error."),
+                    details=event.get("details", ""))
 
     def _call(self, message: dict[str, Any]) -> dict[str, Any]:
         request_id, events = self._open(message)

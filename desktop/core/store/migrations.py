@@ -8,7 +8,7 @@ from __future__ import annotations
 
 V1_CHATS = """
         CREATE TABLE conversations (
-            id            INTEGER PRIMARY KEY,
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
             title         TEXT NOT NULL DEFAULT '',
             created_at    REAL NOT NULL,
             updated_at    REAL NOT NULL,
@@ -17,7 +17,7 @@ V1_CHATS = """
             settings_json TEXT NOT NULL DEFAULT '{}'
         );
         CREATE TABLE messages (
-            id                INTEGER PRIMARY KEY,
+            id                INTEGER PRIMARY KEY AUTOINCREMENT,
             conversation_id   INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
             role              TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
             content           TEXT NOT NULL DEFAULT '',

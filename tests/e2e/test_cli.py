@@ -1,0 +1,153 @@
+"""The real CLI in real processes: chat, history, errors, and a SIGKILL mid-reply."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.gguf_files import write_small_gguf
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def hearth(data_dir: Path, *args: str, check: bool = True, cwd: Path | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--data-dir", str(data_dir), *args],
+        capture_output=True, text=True, timeout=240, cwd=cwd or REPO, env=env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"hearth {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_version() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "main.py"), "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("Hearth ")
+
+
+def test_chat_continue_history_and_export(data_dir: Path, gemma_path: Path,
+                                          tmp_path: Path) -> None:
+    first = json.loads(hearth(data_dir, "chat", "--model", str(gemma_path), "--temperature", "0",
+                              "--max-tokens", "16", "--json", "What is the capital of France?"
+                              ).stdout)
+    for key in ("conversation_id", "reply", "prompt_tokens", "cached_tokens",
+                "completion_tokens", "ttft_s", "tokens_per_s", "stop_reason"):
+        assert key in first
+    assert first["reply"] and first["completion_tokens"] > 0
+    assert first["base_model"] is True
+
+    # --model defaults to the model used last; --continue extends the same conversation.
+    second = json.loads(hearth(data_dir, "chat", "--continue", "--max-tokens", "8", "--json",
+                               "And of Italy?").stdout)
+    assert second["conversation_id"] == first["conversation_id"]
+    assert second["model"] == str(gemma_path)
+
+    listing = json.loads(hearth(data_dir, "history", "list", "--json").stdout)
+    assert [c["id"] for c in listing] == [first["conversation_id"]]
+    assert listing[0]["title"] == "What is the capital of France?"
+    shown = json.loads(hearth(data_dir, "history", "show", str(first["conversation_id"]),
+                              "--json").stdout)
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert shown["messages"][1]["content"] == first["reply"]
+    assert all(m["state"] == "done" for m in shown["messages"])
+
+    md = tmp_path / "chat.md"
+    hearth(data_dir, "history", "export", str(first["conversation_id"]), "--format", "md",
+           "-o", str(md))
+    text = md.read_text()
+    assert "What is the capital of France?" in text and "And of Italy?" in text
+    exported = json.loads(hearth(data_dir, "history", "export", str(first["conversation_id"]),
+                                 "--format", "json").stdout)
+    assert exported["messages"][3]["content"] == second["reply"]
+
+
+def test_plain_chat_streams_to_stdout(data_dir: Path, gemma_path: Path) -> None:
+    out = hearth(data_dir, "chat", "--model", str(gemma_path), "--max-tokens", "12",
+                 "--seed", "7", "Hello")
+    assert out.stdout.strip()
+    assert out.stderr == "" or "Traceback" not in out.stderr
+
+
+def test_errors_are_one_line_without_traceback(data_dir: Path, tmp_path: Path) -> None:
+    missing = hearth(data_dir, "chat", "--model", str(tmp_path / "nope.gguf"), "hi", check=False)
+    assert missing.returncode != 0
+    assert "Cannot open model file" in missing.stderr and "Traceback" not in missing.stderr
+    not_gguf = tmp_path / "fake.gguf"
+    not_gguf.write_text("hello " * 100)
+    bad = hearth(data_dir, "chat", "--model", str(not_gguf), "hi", check=False)
+    assert bad.returncode != 0 and "is not a GGUF model" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    unknown = hearth(data_dir, "history", "show", "999", check=False)
+    assert unknown.returncode != 0 and "no conversation 999" in unknown.stderr
+
+
+def test_model_whose_template_runs_code_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    evil = write_small_gguf(
+        tmp_path / "evil.gguf",
+        chat_template="{{ lipsum.__globals__['os'].popen('touch PWNED').read() }}")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    result = hearth(data_dir, "chat", "--model", str(evil), "hi", check=False, cwd=work)
+    assert result.returncode != 0
+    assert "chat template tried to run code" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (work / "PWNED").exists() and not (REPO / "PWNED").exists()
+
+
+def _poll(db_path: Path, sql: str, until: float) -> tuple | None:
+    while time.monotonic() < until:
+        try:
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+                row = conn.execute(sql).fetchone()
+            if row:
+                return row
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def test_sigkill_mid_reply_keeps_the_partial_reply(data_dir: Path, gemma_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "main.py"), "--data-dir", str(data_dir), "chat",
+         "--model", str(gemma_path), "--max-tokens", "4000", "--temperature", "0.8",
+         "Tell me a very long story about a lighthouse keeper."],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+    )
+    db = data_dir / "hearth.sqlite3"
+    try:
+        row = _poll(db, "SELECT id, content FROM messages WHERE role='assistant' AND "
+                    "state='streaming' AND length(content) > 0", time.monotonic() + 120)
+        assert row is not None, "the reply never started streaming to disk"
+        reply_id, _ = row
+        time.sleep(0.3)
+        snapshot = _poll(db, f"SELECT content FROM messages WHERE id={reply_id}",
+                         time.monotonic() + 5)[0]
+        time.sleep(1.2)  # everything up to ~1 s before the kill must survive
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    from desktop.core.context import AppContext
+
+    ctx = AppContext(data_dir)  # start-up turns `streaming` into `interrupted`
+    try:
+        conversation = ctx.chats.conversations()[0]
+        messages = ctx.chats.messages(conversation.id)
+        assert [m.role for m in messages] == ["user", "assistant"]
+        assert messages[0].content.startswith("Tell me a very long story")
+        reply = messages[1]
+        assert reply.state == "interrupted"
+        assert reply.content.startswith(snapshot) and len(reply.content) > len(snapshot)
+    finally:
+        ctx.close()

@@ -1,0 +1,69 @@
+"""The Qt boundary and the llama.cpp boundary are enforced by a check, not by good intentions."""
+
+from __future__ import annotations
+
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import desktop.core
+
+REPO = Path(__file__).resolve().parent.parent
+
+BLOCKER = """
+import sys, importlib.abc
+BLOCKED = set(sys.argv[1].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not allowed here")
+sys.meta_path.insert(0, Block())
+import importlib
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+print("ok")
+"""
+
+
+def _modules(package) -> list[str]:  # noqa: ANN001
+    return [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+
+
+def _import_with_blocked(blocked: list[str], modules: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    return subprocess.run([sys.executable, "-c", BLOCKER, ",".join(blocked), *modules],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+
+
+def test_core_imports_without_qt_or_llama_cpp() -> None:
+    modules = _modules(desktop.core)
+    assert "desktop.core.chat.service" in modules and "desktop.core.engine.client" in modules
+    result = _import_with_blocked(["PySide6", "shiboken6", "llama_cpp"], modules)
+    assert result.returncode == 0, result.stderr
+
+
+def test_ui_and_cli_import_without_llama_cpp() -> None:
+    import desktop.ui
+
+    modules = [*_modules(desktop.ui), "desktop.app", "desktop.cli", "desktop.self_test"]
+    result = _import_with_blocked(["llama_cpp"], modules)
+    assert result.returncode == 0, result.stderr
+
+
+def test_only_the_worker_package_imports_llama_cpp() -> None:
+    offenders = []
+    for path in (REPO / "desktop").rglob("*.py"):
+        if "engine_worker" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            if line.strip().startswith(("import llama_cpp", "from llama_cpp")):
+                offenders.append(str(path))
+    assert offenders == []
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "desktop", "tests", "main.py"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
