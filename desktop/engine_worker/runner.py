@@ -29,6 +29,7 @@ from desktop.core.models.gguf import read_gguf
 Emit = Callable[..., None]
 FLUSH_S = 0.02  # batch streamed text into ~50 events/s: smooth for the eye, cheap for the pipe
 REPLY_MEMORY = 64  # generated replies whose token ids we remember, for prefix reuse
+PART_MEMORY = 512  # tokenized prompt parts kept (a chat of 250 turns)
 
 
 def physical_cores() -> int:
@@ -122,6 +123,8 @@ class Runner:
         self.embedder: llama_cpp.Llama | None = None
         self.cache_tokens: list[int] = []  # exactly what the KV cache holds, position by position
         self.replies: OrderedDict[str, list[int]] = OrderedDict()
+        # Earlier turns are re-sent every turn: tokenize each part once, not once per turn.
+        self.part_tokens: OrderedDict[tuple[str, bool, bool], list[int]] = OrderedDict()
         self._cancel = Event()
         self._current: int | None = None
 
@@ -159,6 +162,7 @@ class Runner:
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
+            self.part_tokens.clear()
         try:
             llm = open_model(
                 str(path),
@@ -214,8 +218,16 @@ class Runner:
             if part.get("generated") and text in self.replies:
                 tokens.extend(self.replies[text])
                 continue
-            tokens.extend(llm.tokenize(text.encode("utf-8"), add_bos=not tokens,
-                                       special=bool(part.get("special"))))
+            key = (text, bool(part.get("special")), not tokens)
+            cached = self.part_tokens.get(key)
+            if cached is None:
+                cached = llm.tokenize(text.encode("utf-8"), add_bos=key[2], special=key[1])
+                self.part_tokens[key] = cached
+                if len(self.part_tokens) > PART_MEMORY:
+                    self.part_tokens.popitem(last=False)
+            else:
+                self.part_tokens.move_to_end(key)
+            tokens.extend(cached)
         bos = llm.token_bos()
         # A template that writes {{ bos_token }} plus llama.cpp's own BOS would double it.
         if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
@@ -283,7 +295,6 @@ class Runner:
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         sampler = build_sampler(params, n_vocab)
         stops = [s for s in params.get("stop", []) if s]
-        hold = max((len(s) for s in stops), default=0)
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         buf = ctypes.create_string_buffer(256)
         generated: list[int] = []
@@ -293,6 +304,7 @@ class Runner:
         first_token_at: float | None = None
         stop_reason = "length"
         cut_at_stop = False
+        ignore_eos = bool(params.get("ignore_eos"))  # benchmarks: always generate max_tokens
         decode_one = Decoder(llm.ctx, 1)
         try:
             while len(generated) < max_tokens:
@@ -302,7 +314,7 @@ class Runner:
                 token = llama_cpp.llama_sampler_sample(sampler, llm.ctx, -1)
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if not ignore_eos and llama_cpp.llama_vocab_is_eog(vocab, token):
                     stop_reason = "stop"
                     break
                 generated.append(token)
@@ -314,10 +326,13 @@ class Runner:
                     stop_reason, cut_at_stop = "stop", True
                     break
                 now = time.perf_counter()
-                safe = len(text) - hold if hold else len(text)
+                # Hold back only a tail that could still grow into a stop string.
+                safe = len(text) - _partial_stop(text, stops)
                 if safe > sent and (now - last_flush >= FLUSH_S or sent == 0):
                     emit("tokens", text=text[sent:safe])
                     sent, last_flush = safe, now
+                if len(generated) == max_tokens:
+                    break  # no logits needed after the last token: skip its decode
                 decode_one.decode([token])
                 self.cache_tokens.append(token)
         finally:
@@ -350,6 +365,17 @@ class Runner:
         # truncate=False: llama-cpp-python would otherwise silently cut long inputs (DESIGN 8).
         vectors = self.embedder.embed(texts, normalize=True, truncate=False) if texts else []
         emit("embedded", vectors=vectors)
+
+
+def _partial_stop(text: str, stops: list[str]) -> int:
+    """Length of the longest tail of `text` that is a proper prefix of a stop string."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
 
 
 def _find_stop(text: str, stops: list[str], sent: int) -> int | None:

@@ -1,0 +1,108 @@
+"""The benchmark's reference: raw llama.cpp, in-process, through the low-level API.
+
+A minimal loop of llama_decode and llama.cpp's own sampler, as llama-bench does it, with
+the same model parameters the worker uses. Nothing of Hearth's streaming, protocol or
+detokenizing is on this path, so the ratios in `bench` show exactly what Hearth adds.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import llama_cpp
+
+from desktop.engine_worker.runner import Decoder, Runner, build_sampler, open_model
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class Reference:
+    def __init__(self, path: str, *, n_ctx: int, n_threads: int, n_threads_batch: int,
+                 n_batch: int = 512) -> None:
+        with _quiet_stderr():  # llama.cpp prints its load log to fd 2 even when not verbose
+            self.llm = open_model(path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
+                                  n_threads=n_threads, n_threads_batch=n_threads_batch,
+                                  logits_all=False, swa_full=True, verbose=False)
+        self.decoder = Decoder(self.llm.ctx, n_batch)
+        self.memory = llama_cpp.llama_get_memory(self.llm.ctx)
+        tokenizer = Runner()
+        tokenizer.llm = self.llm
+        self.tokenize_parts = tokenizer.tokenize_parts
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self.memory, True)
+
+    def prefill_s(self, tokens: list[int]) -> float:
+        self.clear()
+        started = time.perf_counter()
+        self.decoder.decode(tokens)
+        return time.perf_counter() - started
+
+    def generate_s(self, n: int) -> float:
+        """Time for n greedy tokens after whatever is in the cache (sample + decode each)."""
+        sampler = build_sampler({"temperature": 0}, 0)
+        one = Decoder(self.llm.ctx, 1)
+        try:
+            started = time.perf_counter()
+            for _ in range(n):
+                token = llama_cpp.llama_sampler_sample(sampler, self.llm.ctx, -1)
+                one.decode([token])
+            return time.perf_counter() - started
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+
+    def first_token_s(self, history: list[int], new: list[int]) -> float:
+        """Time to first token when `history` is cached and only `new` must be processed."""
+        self.clear()
+        self.decoder.decode(history)
+        sampler = build_sampler({"temperature": 0}, 0)
+        try:
+            started = time.perf_counter()
+            self.decoder.decode(new)
+            llama_cpp.llama_sampler_sample(sampler, self.llm.ctx, -1)
+            return time.perf_counter() - started
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+
+
+def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: int,
+                  followup: tuple[list[dict[str, Any]], int] | None, repeats: int,
+                  n_ctx: int, n_threads: int, n_threads_batch: int) -> dict[str, Any]:
+    ref = Reference(path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch)
+    prompt = ref.tokenize_parts(prompt_parts)
+    ref.prefill_s(prompt[:64])  # warm-up
+    ref.generate_s(8)
+    prefill = [len(prompt) / ref.prefill_s(prompt) for _ in range(repeats)]
+    gen = []
+    for _ in range(repeats):
+        ref.prefill_s(prompt[:32])
+        gen.append(gen_tokens / ref.generate_s(gen_tokens))
+    result: dict[str, Any] = {
+        "prompt_tokens": len(prompt),
+        "prefill_tokens_per_s": statistics.median(prefill),
+        "gen_tokens_per_s": statistics.median(gen),
+    }
+    if followup is not None:
+        parts, cached = followup
+        tokens = ref.tokenize_parts(parts)
+        cached = min(cached, len(tokens) - 1)
+        times = [ref.first_token_s(tokens[:cached], tokens[cached:]) for _ in range(repeats)]
+        result["followup_new_tokens"] = len(tokens) - cached
+        result["followup_ttft_s"] = statistics.median(times)
+    return result
