@@ -21,6 +21,9 @@ def create_app(argv: list[str] | None = None) -> Any:
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Hearth")
     app.setDesktopFileName("hearth")
+    style = paths.resources_dir() / "styles" / "hearth.qss"
+    if style.is_file():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
     icon = paths.resources_dir() / "icons" / "hearth-256.png"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))

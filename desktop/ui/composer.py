@@ -13,7 +13,7 @@ class Composer(QPlainTextEdit):
     def __init__(self) -> None:
         super().__init__()
         self.setPlaceholderText("Message Hearth…  (Enter sends, Shift+Enter for a new line)")
-        self.setMaximumHeight(140)
+        self.setMaximumHeight(110)
         self.setTabChangesFocus(True)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override

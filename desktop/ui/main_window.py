@@ -75,11 +75,14 @@ class MainWindow(QMainWindow):
         self.model_box.setMinimumWidth(380)
         self.model_box.activated.connect(self._model_chosen)
         self.model_status = QLabel()
+        self.model_status.setObjectName("model-status")
         self.model_status.setWordWrap(True)
         self.context_meter = QProgressBar()
-        self.context_meter.setFormat("context %v / %m")
-        self.context_meter.setMaximumWidth(220)
+        self.context_meter.setFormat("context %v / %m tokens")
+        self.context_meter.setMinimumWidth(230)
+        self.context_meter.setMaximum(int(self.ctx.settings.get("n_ctx") or 4096))
         self.context_meter.setValue(0)
+        self.context_meter.setToolTip("How much of the model's context this chat uses")
         top = QHBoxLayout()
         top.addWidget(self.model_box)
         top.addWidget(self.model_status, 1)
@@ -112,6 +115,7 @@ class MainWindow(QMainWindow):
         self.composer = Composer()
         self.composer.submitted.connect(self.send)
         self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("primary")
         self.send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
@@ -145,6 +149,11 @@ class MainWindow(QMainWindow):
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
         self.refresh_models()
+        model = self.ctx.settings.get("last_model")
+        if model and self.ctx.library.find(model) is None and Path(model).is_file():
+            # A model chosen elsewhere (CLI, settings) joins the library; header read off-thread.
+            run_in_background(self.ctx.library.add, model,
+                              on_done=lambda _: self.refresh_models(), on_error=self.show_error)
         last = self.ctx.settings.get("last_conversation")
         self.refresh_conversations()
         ids = [c.id for c in self.sidebar.model.items]
@@ -385,6 +394,8 @@ class MainWindow(QMainWindow):
     def _reply_done(self, message: Message) -> None:
         self.chat_view.end_stream(message)
         self._finish()
+        if self.model_box.currentData() != self.ctx.settings.get("last_model"):
+            self.refresh_models()  # a model first used by this reply joins the picker
         if message.conversation_id == self.current_id:
             messages = self.ctx.chats.messages(self.current_id)
             self._update_meter(messages)
