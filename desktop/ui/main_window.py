@@ -28,7 +28,9 @@ from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
 from desktop.core.errors import HearthError
 from desktop.core.models.library import STARTER_NOTE
+from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Message
+from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.chat_view import ChatView
 from desktop.ui.composer import Composer
 from desktop.ui.sidebar import Sidebar
@@ -83,8 +85,12 @@ class MainWindow(QMainWindow):
         self.context_meter.setMaximum(int(self.ctx.settings.get("n_ctx") or 4096))
         self.context_meter.setValue(0)
         self.context_meter.setToolTip("How much of the model's context this chat uses")
+        self.settings_button = QPushButton("Chat settings…")
+        self.settings_button.setToolTip("System prompt and sampling for this chat")
+        self.settings_button.clicked.connect(self.edit_chat_settings)
         top = QHBoxLayout()
         top.addWidget(self.model_box)
+        top.addWidget(self.settings_button)
         top.addWidget(self.model_status, 1)
         top.addWidget(self.context_meter)
 
@@ -312,6 +318,27 @@ class MainWindow(QMainWindow):
         if conversation_id == self.current_id:
             self.new_chat()
         self.refresh_conversations()
+
+    def edit_chat_settings(self) -> None:
+        if self.current_id is not None:
+            conversation = self.ctx.chats.conversation(self.current_id)
+            system, sampling = conversation.system_prompt, self.service.sampling(conversation)
+        else:
+            system = self.ctx.settings.get("system_prompt", "")
+            sampling = {**SAMPLING_DEFAULTS, **self.ctx.settings.get("sampling", {})}
+        dialog = ChatSettingsDialog(system, sampling, self)
+        if dialog.exec() != ChatSettingsDialog.DialogCode.Accepted:
+            return
+        self.apply_chat_settings(*dialog.values(), make_default=dialog.make_default.isChecked())
+
+    def apply_chat_settings(self, system: str, sampling: dict[str, Any],
+                            make_default: bool = False) -> None:
+        if self.current_id is not None:
+            self.ctx.chats.update_conversation(self.current_id, system_prompt=system,
+                                               settings=sampling)
+        if make_default or self.current_id is None:
+            self.ctx.settings.values["system_prompt"] = system
+            self.ctx.settings.set("sampling", sampling)
 
     def _update_meter(self, messages: list[Message]) -> None:
         model = self.service.model

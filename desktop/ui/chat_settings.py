@@ -1,0 +1,68 @@
+"""Per-conversation system prompt and sampling settings, with app-wide defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QPlainTextEdit,
+    QSpinBox,
+    QWidget,
+)
+
+# name -> (label, kind, minimum, maximum, step)
+FIELDS: dict[str, tuple[str, str, float, float, float]] = {
+    "temperature": ("Temperature", "float", 0.0, 2.0, 0.05),
+    "top_p": ("Top-p", "float", 0.0, 1.0, 0.01),
+    "top_k": ("Top-k (0 = off)", "int", 0, 1000, 1),
+    "min_p": ("Min-p", "float", 0.0, 1.0, 0.01),
+    "repeat_penalty": ("Repeat penalty (1 = off)", "float", 0.5, 2.0, 0.01),
+    "max_tokens": ("Max reply tokens", "int", 1, 131072, 64),
+    "seed": ("Seed (-1 = random)", "int", -1, 2**31 - 1, 1),
+}
+
+
+class ChatSettingsDialog(QDialog):
+    def __init__(self, system_prompt: str, sampling: dict[str, Any],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Chat settings")
+        form = QFormLayout(self)
+        self.system_prompt = QPlainTextEdit(system_prompt)
+        self.system_prompt.setPlaceholderText("Instructions the model sees first, e.g. "
+                                              "“Answer briefly.”")
+        self.system_prompt.setMaximumHeight(100)
+        form.addRow("System prompt", self.system_prompt)
+        self.inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        for name, (label, kind, low, high, step) in FIELDS.items():
+            box: QSpinBox | QDoubleSpinBox
+            if kind == "int":
+                box = QSpinBox()
+                box.setRange(int(low), int(high))
+            else:
+                box = QDoubleSpinBox()
+                box.setRange(low, high)
+                box.setDecimals(2)
+            box.setSingleStep(step)
+            value = sampling.get(name)
+            box.setValue(-1 if name == "seed" and value is None else value)
+            self.inputs[name] = box
+            form.addRow(label, box)
+        self.make_default = QCheckBox("Use these settings for new chats too")
+        form.addRow(self.make_default)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> tuple[str, dict[str, Any]]:
+        sampling: dict[str, Any] = {name: box.value() for name, box in self.inputs.items()}
+        if sampling["seed"] == -1:
+            sampling["seed"] = None
+        return self.system_prompt.toPlainText().strip(), sampling

@@ -1,0 +1,104 @@
+"""The conversation service with the real model: lifecycle, settings, context budget, cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from desktop.core.chat.service import ChatService
+from desktop.core.context import AppContext
+from desktop.core.errors import UnsafeTemplateError
+from tests.gguf_files import write_small_gguf
+
+
+@pytest.fixture
+def service(data_dir: Path, gemma_path: Path):  # noqa: ANN201
+    ctx = AppContext(data_dir)
+    ctx.settings.values["sampling"] = {**ctx.settings.get("sampling"), "temperature": 0,
+                                       "max_tokens": 16}
+    svc = ChatService(ctx)
+    svc.load_model(gemma_path, n_ctx=2048)
+    yield svc
+    ctx.close()
+
+
+def test_user_message_is_durable_before_the_first_token(service: ChatService) -> None:
+    conversation = service.new_conversation()
+    seen: list[list[tuple[str, str]]] = []
+
+    def on_text(_: str) -> None:
+        if not seen:
+            seen.append([(m.role, m.state) for m in service.ctx.chats.messages(conversation.id)])
+
+    reply = service.send(conversation.id, "Hello there", on_text=on_text)
+    assert seen[0] == [("user", "done"), ("assistant", "streaming")]
+    assert reply.state == "done" and reply.completion_tokens == 16
+    assert service.ctx.chats.conversation(conversation.id).title == "Hello there"
+
+
+def test_follow_up_turn_is_served_from_the_cache(service: ChatService) -> None:
+    conversation = service.new_conversation(system_prompt="You are terse.")
+    first = service.send(conversation.id, "Describe a forest in detail.")
+    second = service.send(conversation.id, "And a desert?")
+    assert second.cached_tokens >= first.prompt_tokens + first.completion_tokens - 1
+    assert second.prompt_tokens - second.cached_tokens < 20
+
+
+def test_per_conversation_sampling_and_seed(service: ChatService) -> None:
+    settings = {"temperature": 1.0, "seed": 1234, "max_tokens": 12}
+    a = service.new_conversation(settings=settings)
+    b = service.new_conversation(settings=settings)
+    reply_a = service.send(a.id, "Pick a random animal.")
+    # Something else in between, so b's prompt is processed the same way a's was (llama.cpp's
+    # logits differ in the last bits between a batched and a one-token decode).
+    service.send(service.new_conversation().id, "Unrelated.")
+    reply_b = service.send(b.id, "Pick a random animal.")
+    assert reply_a.content == reply_b.content  # same seed, same sampling, same reply
+    assert reply_a.completion_tokens == 12
+    assert service.sampling(a)["temperature"] == 1.0
+
+
+def test_long_history_is_trimmed_in_steps_and_never_overflows(data_dir: Path,
+                                                              gemma_path: Path) -> None:
+    ctx = AppContext(data_dir)
+    try:
+        ctx.settings.values["sampling"] = {**ctx.settings.get("sampling"), "temperature": 0,
+                                           "max_tokens": 32}
+        service = ChatService(ctx)
+        service.load_model(gemma_path, n_ctx=512)
+        conversation = service.new_conversation()
+        paragraph = "The river runs past the mill and the old stone bridge. " * 8  # ~100 tokens
+        starts = []
+        for turn in range(8):
+            reply = service.send(conversation.id, f"Turn {turn}. {paragraph}")
+            assert reply.state == "done"
+            assert reply.prompt_tokens + reply.completion_tokens <= 512
+            starts.append(service.context_start.get(conversation.id))
+        assert starts[0] is None and starts[-1] is not None  # older turns left the context
+        assert len(set(starts)) < len(starts)  # the window moved in steps, not every turn
+    finally:
+        ctx.close()
+
+
+def test_regenerate_and_edit(service: ChatService) -> None:
+    conversation = service.new_conversation()
+    service.send(conversation.id, "First")
+    again = service.regenerate(conversation.id)
+    messages = service.ctx.chats.messages(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"] and messages[1].id == again.id
+    service.edit_last_user_message(conversation.id, "Second")
+    assert [m.content for m in service.ctx.chats.messages(conversation.id)][0] == "Second"
+
+
+def test_hostile_template_refused_before_llama_cpp_sees_it(data_dir: Path, tmp_path: Path) -> None:
+    evil = write_small_gguf(tmp_path / "evil.gguf", chat_template=(
+        "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"))
+    ctx = AppContext(data_dir)
+    try:
+        with pytest.raises(UnsafeTemplateError):
+            ChatService(ctx).load_model(evil)
+        assert ctx._engine is None  # no worker was even started
+        assert not Path("PWNED").exists()
+    finally:
+        ctx.close()
