@@ -29,6 +29,7 @@ from desktop.core.models.gguf import read_gguf
 Emit = Callable[..., None]
 FLUSH_S = 0.02  # batch streamed text into ~50 events/s: smooth for the eye, cheap for the pipe
 REPLY_MEMORY = 64  # generated replies whose token ids we remember, for prefix reuse
+MIN_REUSE = 32  # a shorter common prefix is not worth keeping (see prepare)
 PART_MEMORY = 512  # tokenized prompt parts kept (a chat of 250 turns)
 
 
@@ -258,8 +259,14 @@ class Runner:
             common += 1
         if common == len(prompt):
             common -= 1  # the last prompt token must be decoded again to get its logits
+        if common < MIN_REUSE:
+            # Only the template header matches: start clean. Measured here, decoding a long
+            # prompt from position 0 runs ~5% faster than continuing after a few cached tokens.
+            common = 0
         mem = llama_cpp.llama_get_memory(ctx)
-        if not llama_cpp.llama_memory_seq_rm(mem, -1, common, -1):
+        if common == 0:
+            llama_cpp.llama_memory_clear(mem, True)
+        elif not llama_cpp.llama_memory_seq_rm(mem, -1, common, -1):
             llama_cpp.llama_memory_clear(mem, True)
             common = 0
         self.cache_tokens = self.cache_tokens[:common]
