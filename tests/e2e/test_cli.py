@@ -151,3 +151,19 @@ def test_sigkill_mid_reply_keeps_the_partial_reply(data_dir: Path, gemma_path: P
         assert reply.content.startswith(snapshot) and len(reply.content) > len(snapshot)
     finally:
         ctx.close()
+
+
+def test_data_goes_to_the_user_data_dir_never_the_install_dir(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HEARTH_DATA_DIR"}
+    env.update(HOME=str(tmp_path / "home"), XDG_DATA_HOME=str(tmp_path / "xdg"))
+    before = {p for p in REPO.rglob("*") if ".git" not in p.parts}
+    subprocess.run([sys.executable, str(REPO / "main.py"), "history", "list"], env=env,
+                   check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "xdg" / "Hearth" / "hearth.sqlite3").is_file()
+    after = {p for p in REPO.rglob("*") if ".git" not in p.parts}
+    assert {p for p in after - before if "__pycache__" not in p.parts} == set()
+    # and the variable wins over the platform default
+    env["HEARTH_DATA_DIR"] = str(tmp_path / "custom")
+    subprocess.run([sys.executable, str(REPO / "main.py"), "history", "list"], env=env,
+                   check=True, capture_output=True, timeout=60)
+    assert (tmp_path / "custom" / "hearth.sqlite3").is_file()

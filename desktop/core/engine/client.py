@@ -117,6 +117,8 @@ class EngineClient:
             [*self.command, "--log", str(self.log_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, bufsize=0,
+            # A windowed app on Windows must not flash a console for its worker.
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
         threading.Thread(target=self._read_events, args=(self.process,), daemon=True,
                          name="engine-events").start()
