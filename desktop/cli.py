@@ -65,8 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     madd.add_argument("paths", nargs="+")
     minfo = msub.add_parser("info")
     minfo.add_argument("path")
-    mrm = msub.add_parser("rm")
+    mscan = msub.add_parser("scan", help="find GGUF files other apps downloaded")
+    mscan.add_argument("--json", action="store_true")
+    mscan.add_argument("--add", action="store_true", help="add everything found")
+    msearch = msub.add_parser("search", help="search the Hugging Face Hub for GGUF models")
+    msearch.add_argument("query")
+    msearch.add_argument("--limit", type=int, default=20)
+    msearch.add_argument("--sort", choices=["downloads", "recent", "likes", "trending"],
+                         default="downloads")
+    msearch.add_argument("--json", action="store_true")
+    mfiles = msub.add_parser("files", help="the GGUF files of a Hub repository, with fit labels")
+    mfiles.add_argument("repo")
+    mfiles.add_argument("--ctx", type=int, default=4096)
+    mfiles.add_argument("--json", action="store_true")
+    mpull = msub.add_parser("pull", help="download a model file (resumable, verified)")
+    mpull.add_argument("repo")
+    mpull.add_argument("file")
+    mpull.add_argument("--json", action="store_true")
+    mrm = msub.add_parser("rm", help="remove a model from the library")
     mrm.add_argument("name")
+    mrm.add_argument("--delete-file", action="store_true",
+                     help="also delete the file (only files in Hearth's models folder)")
+    mtoken = msub.add_parser("token", help="store the Hugging Face token in the OS keychain")
+    mtoken.add_argument("--forget", action="store_true")
 
     bench = sub.add_parser("bench", help="measure Hearth against raw llama.cpp")
     bench.add_argument("--model", required=False)
@@ -226,37 +247,11 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def cmd_models(args: argparse.Namespace, data_dir: Path) -> int:
+    from desktop.cli_models import run_models_command
+
     ctx = _context(data_dir)
     try:
-        library = ctx.library
-        if args.models_command == "list":
-            ctx.ensure_starter()
-            entries = [e.as_dict() for e in library.list()]
-            if args.json:
-                print(json.dumps(entries, ensure_ascii=False))
-            else:
-                for e in entries:
-                    flag = " (base model)" if e["base_model"] else ""
-                    print(f"{e['name']}  {e.get('quantization')}  {e.get('parameter_label')}  "
-                          f"{e.get('file_size', 0) / 1e6:.0f} MB{flag}\n    {e['path']}")
-            return 0
-        if args.models_command == "add":
-            for path in args.paths:
-                entry = library.add(path)
-                print(f"added {entry.name}: {entry.path}")
-            return 0
-        if args.models_command == "info":
-            from desktop.core.models.gguf import read_gguf
-
-            print(json.dumps(read_gguf(args.path).summary(), indent=2))
-            return 0
-        matches = [e for e in library.list() if args.name in (e.name, e.path, Path(e.path).name)]
-        if not matches:
-            raise HearthError(f"No model named {args.name} in the library.")
-        for entry in matches:
-            library.remove(entry.path)
-            print(f"removed {entry.name} from the library (the file stays: {entry.path})")
-        return 0
+        return run_models_command(args, ctx)
     finally:
         ctx.close()
 

@@ -8,6 +8,7 @@ least every FLUSH_S seconds, so a crash or kill loses at most that much of a rep
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ class ChatService:
     # --- model ---------------------------------------------------------------------
     def load_model(self, path: str | Path, *, n_ctx: int | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None) -> ModelState:
-        path = str(Path(path).expanduser().resolve())
+        path = os.path.abspath(Path(path).expanduser())
         settings = self.ctx.settings
         options = LoadOptions(
             path=path,

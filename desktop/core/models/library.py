@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,8 @@ class ModelLibrary:
 
     def add(self, path: str | Path, source: str = "user") -> ModelEntry:
         """Register a GGUF in place (no copy). Validates the header first."""
-        resolved = Path(path).expanduser().resolve()
+        # Absolute but not resolved: a symlinked file (HF cache snapshot) keeps its own name.
+        resolved = Path(os.path.abspath(Path(path).expanduser()))
         info = read_gguf(resolved)
         summary = info.summary()
         self.db.execute(
@@ -74,7 +76,7 @@ class ModelLibrary:
 
     def find(self, path: str | Path) -> ModelEntry | None:
         try:
-            return self.get(str(Path(path).expanduser().resolve()))
+            return self.get(os.path.abspath(Path(path).expanduser()))
         except NotFound:
             return None
 

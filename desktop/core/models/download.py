@@ -1,0 +1,237 @@
+"""Our own downloader (DESIGN 5): resumable .part files, Range requests, retries with backoff,
+a free-disk check first, and a SHA-256 check against the Hub's LFS oid before the file is moved
+into the library. `hf_hub_download` checks only the size and no longer resumes across restarts.
+
+Jobs are plain functions taking a DownloadState (progress, pause, cancel), testable without Qt.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import http.client
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from desktop import __version__
+from desktop.core.errors import HearthError
+
+CHUNK = 1024 * 1024
+DISK_MARGIN = 64 * 1024 * 1024
+
+
+class DownloadError(HearthError):
+    """A download that failed; the message says what happened and what is kept."""
+
+
+class DownloadStopped(HearthError):
+    """Paused (the .part is kept for resuming) or cancelled (the .part is removed)."""
+
+
+@dataclass
+class DownloadState:
+    """Shared between the download thread and whoever shows it (CLI bar, Qt model)."""
+
+    label: str = ""
+    total: int = 0
+    done: int = 0
+    speed: float = 0.0  # bytes/s, smoothed
+    status: str = "queued"  # queued | downloading | verifying | done | paused | cancelled | failed
+    error: str = ""
+    _pause: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.speed <= 0 or not self.total:
+            return None
+        return max(0.0, (self.total - self.done) / self.speed)
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+    def pause(self) -> None:
+        self._pause.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def reset_controls(self) -> None:
+        self._pause.clear()
+        self._cancel.clear()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise DownloadStopped("Download cancelled.")
+        if self._pause.is_set():
+            raise DownloadStopped("Download paused; it resumes where it stopped.")
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _hash_existing(path: Path, hasher: hashlib._Hash, state: DownloadState) -> int:
+    done = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            hasher.update(chunk)
+            done += len(chunk)
+            state.check()
+    return done
+
+
+def _http_error(exc: urllib.error.HTTPError, label: str) -> DownloadError | None:
+    """Errors that retrying cannot fix; None means retry."""
+    if exc.code in (401, 403):
+        return DownloadError(
+            f"{label}: access denied ({exc.code}). This repository is gated or private: accept "
+            "its terms on huggingface.co and enter your Hugging Face token in Hearth.")
+    if exc.code == 404:
+        return DownloadError(f"{label} no longer exists on the server (404). Refresh the file "
+                             "list; the author may have renamed or removed it.")
+    if 400 <= exc.code < 500 and exc.code not in (408, 416, 429):
+        return DownloadError(f"{label}: the server refused the request ({exc.code}).")
+    return None
+
+
+def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
+                  state: DownloadState, token: str | None = None, retries: int = 5,
+                  backoff_s: float = 1.0, timeout_s: float = 30.0) -> Path:
+    """Download `url` to `dest` via `dest.part`, resuming what an earlier run left there."""
+    dest = Path(dest)
+    part = part_path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    label = dest.name
+    state.label = state.label or label
+    state.status = "downloading"
+    hasher = hashlib.sha256()
+    have = _hash_existing(part, hasher, state) if part.exists() else 0
+    if size is not None and have > size:
+        part.unlink()
+        hasher, have = hashlib.sha256(), 0
+    state.total, state.done = size or 0, have
+    if size is not None:
+        free = shutil.disk_usage(dest.parent).free
+        if size - have + DISK_MARGIN > free:
+            raise DownloadError(
+                f"Not enough disk space for {label}: it needs {(size - have) / 1e9:.2f} GB more "
+                f"and {dest.parent} has {free / 1e9:.2f} GB free.")
+
+    failures = 0
+    progress_mark = have  # a failure after new bytes arrived starts the retry count afresh
+    while True:
+        state.check()
+        have = state.done  # bytes written and hashed so far (survives an exception mid-stream)
+        headers = {"User-Agent": f"Hearth/{__version__}", "Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                        timeout=timeout_s) as response:
+                if have and response.status == 200:
+                    # The server ignored Range: start over rather than append a second copy.
+                    part.unlink(missing_ok=True)
+                    hasher, have, state.done = hashlib.sha256(), 0, 0
+                if size is None:
+                    length = response.headers.get("Content-Length")
+                    state.total = have + int(length) if length else 0
+                have = _stream(response, part, hasher, have, state)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and size is not None and have >= size:
+                pass  # everything is already here
+            else:
+                fatal = _http_error(exc, label)
+                if fatal is not None:
+                    raise fatal from exc
+                failures += 1
+                if failures > retries:
+                    raise DownloadError(f"{label}: the server keeps failing ({exc.code}). The "
+                                        "partial download is kept; try again later.") from exc
+                _sleep(backoff_s, failures, state)
+                continue
+        except (urllib.error.URLError, ConnectionError, TimeoutError,
+                http.client.IncompleteRead, http.client.RemoteDisconnected) as exc:
+            have = state.done
+            failures = 1 if have > progress_mark else failures + 1
+            progress_mark = have
+            if failures > retries:
+                raise DownloadError(
+                    f"{label}: the connection keeps dropping ({_reason(exc)}). "
+                    f"{have / 1e6:.0f} MB are kept and the download resumes from there.") from exc
+            _sleep(backoff_s, failures, state)
+            continue
+        if size is not None and have < size:
+            # The stream ended early: resume with a Range request.
+            failures = 1 if have > progress_mark else failures + 1
+            progress_mark = have
+            if failures > retries:
+                raise DownloadError(f"{label}: the server keeps ending the download early. "
+                                    f"{have / 1e6:.0f} MB are kept for a later resume.")
+            _sleep(backoff_s, failures, state)
+            continue
+        break
+
+    state.status = "verifying"
+    if size is not None and have != size:
+        raise DownloadError(f"{label}: got {have} bytes, expected {size}. The download was kept "
+                            "as .part; try again.")
+    if sha256 and hasher.hexdigest() != sha256.lower():
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{label} failed verification: its SHA-256 does not match the Hub's. "
+                            "The corrupt download was discarded; try again.")
+    os.replace(part, dest)
+    state.status, state.done = "done", have
+    return dest
+
+
+def _stream(response: http.client.HTTPResponse, part: Path, hasher: hashlib._Hash, have: int,
+            state: DownloadState) -> int:
+    window_start, window_bytes = time.monotonic(), 0
+    try:
+        with part.open("ab") as handle:
+            while True:
+                state.check()
+                chunk = response.read(CHUNK)
+                if not chunk:
+                    break
+                handle.write(chunk)
+                hasher.update(chunk)
+                have += len(chunk)
+                state.done = have
+                window_bytes += len(chunk)
+                elapsed = time.monotonic() - window_start
+                if elapsed >= 0.5:
+                    current = window_bytes / elapsed
+                    state.speed = current if state.speed == 0 else 0.7 * state.speed + 0.3 * current
+                    window_start, window_bytes = time.monotonic(), 0
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(
+                f"The disk is full while downloading {part.name[:-5]}. {have / 1e6:.0f} MB are "
+                "kept; free some space and resume.") from exc
+        raise
+    return have
+
+
+def _sleep(backoff_s: float, failures: int, state: DownloadState) -> None:
+    deadline = time.monotonic() + min(backoff_s * 2 ** (failures - 1), 30.0)
+    while time.monotonic() < deadline:
+        state.check()
+        time.sleep(min(0.05, backoff_s))
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc or type(exc).__name__)

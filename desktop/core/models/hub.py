@@ -1,0 +1,115 @@
+"""Hugging Face Hub search and file listing, through huggingface_hub's HfApi.
+
+The endpoint comes from HF_ENDPOINT like every Hugging Face tool; it is read per call (not at
+import) so tests and users can point Hearth at another Hub or a local mirror.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from desktop.core.errors import HearthError
+from desktop.core.models.quant import ModelFile, group_files, quality_note
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+SORTS = {"downloads": "downloads", "recent": "last_modified", "likes": "likes",
+         "trending": "trending_score"}
+
+
+class HubError(HearthError):
+    """The Hub could not be reached or refused a request."""
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def file_url(repo: str, filename: str, revision: str = "main") -> str:
+    return f"{endpoint()}/{repo}/resolve/{quote(revision, safe='')}/{quote(filename)}"
+
+
+def _api(token: str | None) -> Any:
+    from huggingface_hub import HfApi  # heavy: imported only when the user asks the Hub
+
+    return HfApi(endpoint=endpoint(), token=token or False)
+
+
+def _hub_error(exc: Exception, what: str) -> HubError:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        return HubError(f"{what}: access denied. The repository is gated or private; accept its "
+                        "terms on huggingface.co and enter your Hugging Face token.",
+                        details=str(exc))
+    if status == 404:
+        return HubError(f"{what}: not found on the Hub.", details=str(exc))
+    if status is not None:
+        return HubError(f"{what}: the Hub answered with an error ({status}).", details=str(exc))
+    return HubError(f"Cannot reach the Hugging Face Hub at {endpoint()}. Check your connection; "
+                    "everything already downloaded keeps working offline.", details=repr(exc))
+
+
+def _license(info: Any) -> str | None:
+    card = getattr(info, "card_data", None)
+    if card is not None:
+        value = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
+        if value:
+            return str(value)
+    for tag in getattr(info, "tags", None) or []:
+        if tag.startswith("license:"):
+            return tag.split(":", 1)[1]
+    return None
+
+
+def _repo_summary(info: Any) -> dict[str, Any]:
+    modified = getattr(info, "last_modified", None)
+    return {
+        "repo": info.id,
+        "author": info.author or info.id.split("/")[0],
+        "downloads": info.downloads,
+        "likes": info.likes,
+        "last_modified": modified.isoformat() if modified else None,
+        "license": _license(info),
+        "gated": bool(info.gated),
+    }
+
+
+def search(query: str, *, sort: str = "downloads", limit: int = 20,
+           token: str | None = None) -> list[dict[str, Any]]:
+    """GGUF repositories matching `query`, most downloaded (or most recent) first."""
+    try:
+        models = _api(token).list_models(
+            search=query or None, filter="gguf", sort=SORTS.get(sort, sort), limit=limit,
+            expand=["author", "downloads", "likes", "lastModified", "gated", "cardData", "tags"])
+        return [_repo_summary(m) for m in models]
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds
+        raise _hub_error(exc, f"Searching the Hub for “{query}”") from exc
+
+
+@dataclass
+class RepoFiles:
+    summary: dict[str, Any]
+    models: list[ModelFile]
+
+
+def repo_files(repo: str, *, token: str | None = None) -> RepoFiles:
+    """Every GGUF model of a repository, split files grouped, with sizes and LFS sha256."""
+    try:
+        info = _api(token).model_info(repo, files_metadata=True)
+    except Exception as exc:  # noqa: BLE001
+        raise _hub_error(exc, f"Listing {repo}") from exc
+    entries = []
+    for sibling in info.siblings or []:
+        sha = sibling.lfs.sha256 if sibling.lfs else None
+        size = sibling.lfs.size if sibling.lfs else sibling.size
+        entries.append((sibling.rfilename, int(size or 0), sha))
+    models = [m for m in group_files(entries) if "mmproj" not in m.name.lower()]
+    return RepoFiles(_repo_summary(info), models)
+
+
+def describe(model: ModelFile) -> dict[str, Any]:
+    return {"name": model.name, "files": model.files, "size": model.size,
+            "quantization": model.quant, "quality": quality_note(model.quant),
+            "sha256": model.sha256, "split": model.split}
