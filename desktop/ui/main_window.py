@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self.generating = False
         self.editing = False
         self._error_details = ""
+        self.models_page: Any = None
         self.setWindowTitle("Hearth")
         self.resize(1100, 760)
         self._build()
@@ -85,11 +86,15 @@ class MainWindow(QMainWindow):
         self.context_meter.setMaximum(int(self.ctx.settings.get("n_ctx") or 4096))
         self.context_meter.setValue(0)
         self.context_meter.setToolTip("How much of the model's context this chat uses")
+        self.models_button = QPushButton("Models…")
+        self.models_button.setToolTip("Find, download and manage models")
+        self.models_button.clicked.connect(self.open_models)
         self.settings_button = QPushButton("Chat settings…")
         self.settings_button.setToolTip("System prompt and sampling for this chat")
         self.settings_button.clicked.connect(self.edit_chat_settings)
         top = QHBoxLayout()
         top.addWidget(self.model_box)
+        top.addWidget(self.models_button)
         top.addWidget(self.settings_button)
         top.addWidget(self.model_status, 1)
         top.addWidget(self.context_meter)
@@ -318,6 +323,15 @@ class MainWindow(QMainWindow):
         if conversation_id == self.current_id:
             self.new_chat()
         self.refresh_conversations()
+
+    def open_models(self) -> None:
+        if self.models_page is None:
+            from desktop.ui.models_page import ModelsPage
+
+            self.models_page = ModelsPage(self.ctx, self)
+            self.models_page.library_changed.connect(self.refresh_models)
+        self.models_page.show()
+        self.models_page.raise_()
 
     def edit_chat_settings(self) -> None:
         if self.current_id is not None:

@@ -102,3 +102,22 @@ def test_hostile_template_refused_before_llama_cpp_sees_it(data_dir: Path, tmp_p
         assert not Path("PWNED").exists()
     finally:
         ctx.close()
+
+
+def test_per_model_defaults(data_dir: Path, gemma_path: Path) -> None:
+    ctx = AppContext(data_dir)
+    try:
+        ctx.library.add(gemma_path)
+        ctx.library.set_settings(str(gemma_path), {"n_ctx": 1024, "system_prompt": "Be terse.",
+                                                   "max_tokens": 5, "temperature": 0})
+        service = ChatService(ctx)
+        assert service.load_model(gemma_path).n_ctx == 1024
+        conversation = service.new_conversation()
+        assert conversation.system_prompt == "Be terse."
+        reply = service.send(conversation.id, "Hello")
+        assert reply.completion_tokens == 5
+        # A conversation's own settings still win over the model's.
+        ctx.chats.update_conversation(conversation.id, settings={"max_tokens": 3})
+        assert service.send(conversation.id, "Again").completion_tokens == 3
+    finally:
+        ctx.close()

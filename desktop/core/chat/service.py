@@ -59,11 +59,13 @@ class ChatService:
                    n_gpu_layers: int | None = None, n_threads: int | None = None) -> ModelState:
         path = os.path.abspath(Path(path).expanduser())
         settings = self.ctx.settings
+        entry = self.ctx.library.find(path)
+        own = entry.settings if entry else {}  # per-model defaults beat app defaults
         options = LoadOptions(
             path=path,
-            n_ctx=int(n_ctx or settings.get("n_ctx") or 4096),
+            n_ctx=int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096),
             n_gpu_layers=int(n_gpu_layers if n_gpu_layers is not None
-                             else settings.get("n_gpu_layers") or 0),
+                             else own.get("n_gpu_layers", settings.get("n_gpu_layers")) or 0),
             n_threads=n_threads or settings.get("n_threads"),
         )
         current = self.model
@@ -98,17 +100,24 @@ class ChatService:
         return self.load_model(path)
 
     # --- conversations ---------------------------------------------------------------
+    def _model_defaults(self, path: str | None) -> dict[str, Any]:
+        entry = self.ctx.library.find(path) if path else None
+        return entry.settings if entry else {}
+
     def new_conversation(self, system_prompt: str | None = None,
                          settings: dict[str, Any] | None = None) -> Conversation:
+        model_path = self.model.path if self.model else self.ctx.settings.get("last_model")
+        if system_prompt is None:
+            system_prompt = self._model_defaults(model_path).get(
+                "system_prompt", self.ctx.settings.get("system_prompt", ""))
         return self.ctx.chats.create_conversation(
-            system_prompt=self.ctx.settings.get("system_prompt", "") if system_prompt is None
-            else system_prompt,
-            settings=settings or {},
-            model_path=self.model.path if self.model else self.ctx.settings.get("last_model"),
-        )
+            system_prompt=system_prompt, settings=settings or {}, model_path=model_path)
 
     def sampling(self, conversation: Conversation) -> dict[str, Any]:
+        """Defaults < app settings < the model's defaults < this conversation's settings."""
         merged = {**SAMPLING_DEFAULTS, **self.ctx.settings.get("sampling", {})}
+        own = self._model_defaults(conversation.model_path)
+        merged.update({k: v for k, v in own.items() if k in SAMPLING_DEFAULTS})
         merged.update({k: v for k, v in conversation.settings.items() if k in SAMPLING_DEFAULTS})
         return merged
 

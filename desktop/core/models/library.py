@@ -84,6 +84,13 @@ class ModelLibrary:
         rows = self.db.query("SELECT * FROM models ORDER BY last_used_at DESC NULLS LAST, name")
         return [_entry(r) for r in rows]
 
+    def set_settings(self, path: str, settings: dict[str, Any]) -> ModelEntry:
+        """Per-model defaults: n_ctx, n_gpu_layers, system_prompt and sampling keys."""
+        clean = {k: v for k, v in settings.items() if v is not None}
+        self.db.execute("UPDATE models SET settings_json = ? WHERE path = ?",
+                        (json.dumps(clean), path))
+        return self.get(path)
+
     def mark_used(self, path: str) -> None:
         self.db.execute("UPDATE models SET last_used_at = ? WHERE path = ?", (time.time(), path))
 

@@ -1,0 +1,91 @@
+"""The Models window against the fake Hub: search, fit labels, a download while the GUI runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from desktop.core.context import AppContext
+from desktop.ui.models_page import ModelsPage
+from tests.fake_hub import FakeHub
+from tests.gguf_files import write_small_gguf
+
+GEMMA_REPO = "google/gemma-3-270m-GGUF"
+GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch, gemma_path: Path, tmp_path: Path):  # noqa: ANN201
+    server = FakeHub()
+    server.add_file(GEMMA_REPO, GEMMA_FILE, gemma_path,
+                    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")
+    server.add_file(GEMMA_REPO, "gemma-3-270m-F16.gguf", write_small_gguf(tmp_path / "s.gguf"))
+    server.throttle_bps = 200_000_000  # long enough to watch the GUI during the download
+    monkeypatch.setenv("HF_ENDPOINT", server.start())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page(qtbot, data_dir: Path):  # noqa: ANN001, ANN201
+    ctx = AppContext(data_dir)
+    ctx.settings.values["starter_registered"] = True
+    widget = ModelsPage(ctx)
+    qtbot.addWidget(widget)
+    widget.show()
+    yield widget
+    ctx.close()
+
+
+def test_recommended_list_works_offline(page: ModelsPage) -> None:
+    names = [page.catalog_table.item(r, 0).text() for r in range(page.catalog_table.rowCount())]
+    assert "Llama 3.2 1B Instruct" in names and "nomic-embed-text v1.5" in names
+    fits = {page.catalog_table.item(r, 2).text() for r in range(page.catalog_table.rowCount())}
+    assert fits <= {"Runs fully on GPU", "Partly on GPU", "CPU only, fits in RAM", "Too large"}
+
+
+def test_search_list_and_download_while_the_window_responds(qtbot, page: ModelsPage,
+                                                            hub_server: FakeHub) -> None:
+    page.search_box.setText("gemma")
+    page.search()
+    qtbot.waitUntil(lambda: page.results.rowCount() == 1, timeout=10_000)
+    page.results.selectRow(0)
+    qtbot.waitUntil(lambda: page.files.rowCount() == 2, timeout=10_000)
+    names = [page.files.item(r, 0).text() for r in range(2)]
+    assert any(n.startswith("★ ") for n in names)  # the recommended file for this machine
+    row = next(r for r in range(2) if GEMMA_FILE in page.files.item(r, 0).text())
+    assert page.files.item(row, 1).text() == "Q4_K_M"
+    assert page.files.item(row, 3).toolTip().startswith(("CPU only", "Runs fully", "Partly"))
+
+    ticks: list[int] = []
+    from PySide6.QtCore import QTimer
+
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: ticks.append(1))
+    heartbeat.start(20)
+    page.files.selectRow(row)
+    page._download_file()
+    job = page.queue.jobs[0]
+    qtbot.waitUntil(lambda: job.state.status == "done", timeout=60_000)
+    heartbeat.stop()
+    assert len(ticks) >= 10, "the event loop kept running while the file downloaded"
+    qtbot.waitUntil(lambda: page.installed.rowCount() == 1, timeout=5000)
+    assert page.installed.item(0, 3).text() == "Q4_K_M"
+    assert page.installed.item(0, 6).text() == "no (base model)"
+    assert page.downloads.cellWidget(0, 1).value() == 1000
+
+
+def test_remove_deletes_only_downloaded_files(page: ModelsPage, gemma_path: Path,
+                                              tmp_path: Path) -> None:
+    outside = write_small_gguf(tmp_path / "mine.gguf")
+    page.add_path(str(outside))
+    entry = page.ctx.library.list()[0]
+    page.remove_entry(entry, delete_file=False)
+    assert outside.exists() and page.ctx.library.list() == []
+    inside = page.ctx.models_dir / "a" / "b" / "x.gguf"
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes(outside.read_bytes())
+    page.add_path(str(inside))
+    page.remove_entry(page.ctx.library.list()[0], delete_file=True)
+    assert not inside.exists()
