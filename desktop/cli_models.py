@@ -35,8 +35,10 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
         ctx.ensure_starter()
         entries = [e.as_dict() for e in library.list()]
         _print(args, entries, [
-            f"{e['name']}  {e.get('quantization')}  {e.get('parameter_label')}  "
-            f"{_size(e.get('file_size', 0))}{'  (base model)' if e['base_model'] else ''}"
+            f"{e['name']}  {e.get('architecture')}  {e.get('parameter_label')}  "
+            f"{e.get('quantization')}  ctx {e.get('context_length')}  "
+            f"{_size(e.get('file_size', 0))}"
+            f"{'  (base model, no chat template)' if e['base_model'] else '  chat template'}"
             f"{'' if e['exists'] else '  FILE MISSING'}\n    {e['path']}" for e in entries
         ] or ["No models yet. Try: hearth models search llama"])
         return 0

@@ -29,7 +29,7 @@ FIELDS: dict[str, tuple[str, str, float, float, float]] = {
 
 class ChatSettingsDialog(QDialog):
     def __init__(self, system_prompt: str, sampling: dict[str, Any],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, model_fields: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("Chat settings")
         form = QFormLayout(self)
@@ -53,6 +53,16 @@ class ChatSettingsDialog(QDialog):
             box.setValue(-1 if name == "seed" and value is None else value)
             self.inputs[name] = box
             form.addRow(label, box)
+        if model_fields:
+            # Per-model load settings: context length and layers offloaded to the GPU.
+            for name, label, high in (("n_ctx", "Context length (tokens)", 1_048_576),
+                                      ("n_gpu_layers", "GPU layers (0 = CPU only)", 999)):
+                box = QSpinBox()
+                box.setRange(0 if name == "n_gpu_layers" else 256, high)
+                box.setSingleStep(1 if name == "n_gpu_layers" else 1024)
+                box.setValue(int(sampling.get(name) or (4096 if name == "n_ctx" else 0)))
+                self.inputs[name] = box
+                form.addRow(label, box)
         self.make_default = QCheckBox("Use these settings for new chats too")
         form.addRow(self.make_default)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok

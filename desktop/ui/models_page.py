@@ -435,7 +435,9 @@ class ModelsPage(QDialog):
 
         current = {**entry.settings}
         dialog = ChatSettingsDialog(current.get("system_prompt", ""), {
-            **{k: v for k, v in self.ctx.settings.get("sampling", {}).items()}, **current}, self)
+            "n_ctx": self.ctx.settings.get("n_ctx"),
+            "n_gpu_layers": self.ctx.settings.get("n_gpu_layers"),
+            **self.ctx.settings.get("sampling", {}), **current}, self, model_fields=True)
         dialog.setWindowTitle(f"Defaults for {entry.name}")
         dialog.make_default.hide()
         if dialog.exec() == QDialog.DialogCode.Accepted:

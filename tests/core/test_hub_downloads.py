@@ -229,3 +229,40 @@ def test_cli_files_and_search_json(fake_hub: FakeHub, data_dir: Path) -> None:
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "has no GGUF file nope.gguf" in bad.stderr
 
+
+
+def test_pause_resume_and_cancel(fake_hub: FakeHub, data_dir: Path) -> None:
+    fake_hub.throttle_bps = 50_000_000
+    ctx = AppContext(data_dir)
+    try:
+        queue = DownloadQueue(ctx.models_dir, ctx.library)
+        job = queue.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
+        part = ctx.models_dir / GEMMA_REPO / (GEMMA_FILE + ".part")
+
+        def wait(predicate, seconds: float = 60) -> None:  # noqa: ANN001
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not predicate():
+                time.sleep(0.02)
+            assert predicate()
+
+        wait(lambda: job.state.done > 20_000_000)
+        job.state.pause()
+        wait(lambda: job.state.status == "paused")
+        kept = part.stat().st_size
+        assert kept > 20_000_000  # a paused download keeps its bytes
+        fake_hub.throttle_bps = 0
+        queue.resume(job)
+        wait(lambda: job.state.status == "done")
+        assert any(r == f"bytes={kept}-" for _, _, r in fake_hub.requests)
+
+        fake_hub.throttle_bps = 50_000_000
+        fake_hub.add_file("google/copy-GGUF", GEMMA_FILE, fake_hub.repos[GEMMA_REPO][GEMMA_FILE].path,
+                          sha256=GEMMA_SHA)
+        job2 = queue.add("google/copy-GGUF", hub.repo_files("google/copy-GGUF").models[0])
+        wait(lambda: job2.state.done > 5_000_000)
+        job2.state.cancel()
+        wait(lambda: job2.state.status == "cancelled")
+        copy_dir = ctx.models_dir / "google/copy-GGUF"
+        assert not any(copy_dir.iterdir())  # a cancelled download leaves nothing behind
+    finally:
+        ctx.close()
