@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import traceback
@@ -63,6 +64,10 @@ def run_gui(args: argparse.Namespace) -> int:
     window = build_window(paths.data_dir(args.data_dir))
     install_excepthooks(window)
     window.show()
+    if os.environ.get("HEARTH_STARTUP_PROBE"):
+        from desktop.bench_ui import startup_probe
+
+        startup_probe(window)
     code = app.exec()
     window.ctx.close()
     return code

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,36 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
             out["followup_cached_tokens"] = cached
             followup = (parts, cached)
         out["followup_ttft_s"] = statistics.median(ttfts)
+    if "switch" in want:
+        out.update(_switch(client, fmt, args, greedy))
     return out, prompt_parts, followup
+
+
+def _switch(client: EngineClient, fmt: Any, args: argparse.Namespace,
+            greedy: dict[str, Any]) -> dict[str, Any]:
+    """Return to a 3,000-token chat after another chat used the KV cache."""
+    chats = {name: [{"role": "user", "content": _long_text(3000, f"chat {name}")}]
+             for name in ("A", "B")}
+    for name, turns in chats.items():
+        reply = "".join(client.generate(render_parts(fmt, turns),
+                                        {**greedy, "max_tokens": 8, "session": name}))
+        turns.append({"role": "assistant", "content": reply})
+    ttfts, parts, done = [], [], {}
+    for i in range(args.repeats):
+        for name in ("A", "B"):  # B runs between the timed returns to A
+            turn = [*chats[name], {"role": "user", "content": f"Question {i} for {name}?"}]
+            parts_now = render_parts(fmt, turn)
+            started = time.perf_counter()
+            generation = client.generate(parts_now, {**greedy, "max_tokens": 1, "session": name})
+            got = None
+            for _ in generation:
+                got = got or time.perf_counter()
+            if name == "A":
+                ttfts.append((got or time.perf_counter()) - started)
+                parts, done = parts_now, generation.result
+    return {"switch_ttft_s": statistics.median(ttfts), "switch_parts": parts,
+            "switch_prompt_tokens": done["prompt_tokens"],
+            "switch_state_restored": done["state_restored"]}
 
 
 def _ratio(ours: float | None, ref: float | None, invert: bool = False) -> float | None:
@@ -111,6 +141,44 @@ def _ratio(ours: float | None, ref: float | None, invert: bool = False) -> float
 
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
+    parts = ("gen", "prefill", "followup", "switch", "ui", "startup")
+    want = {p for p in parts if getattr(args, p, False)} or set(parts)
+    model_parts = want & {"gen", "prefill", "followup", "switch"}
+    rows: list[tuple[str, float, float, float | None, str]] = []
+    report: dict[str, Any] = {"parts": sorted(want)}
+    if model_parts:
+        rows += _model_bench(args, data_dir, model_parts, report)
+    if "ui" in want:
+        from desktop.bench_ui import UI_P95_TARGET_S, UI_STALL_TARGET_S, bench_ui
+
+        ui = bench_ui()
+        report["ui"] = ui
+        rows.append(("UI longest stall ms", ui["max_stall_s"] * 1e3, UI_STALL_TARGET_S * 1e3,
+                     ui["max_stall_s"] / UI_STALL_TARGET_S, "target: ratio < 1"))
+        rows.append(("UI p95 stall ms", ui["p95_stall_s"] * 1e3, UI_P95_TARGET_S * 1e3,
+                     ui["p95_stall_s"] / UI_P95_TARGET_S, "target: ratio < 1"))
+    if "startup" in want:
+        from desktop.bench_ui import IDLE_MEMORY_TARGET_MB, STARTUP_TARGET_S, bench_startup
+
+        startup = bench_startup(args.repeats)
+        report["startup"] = startup
+        rows.append(("start-up to window s", startup["shown_s"], STARTUP_TARGET_S,
+                     startup["shown_s"] / STARTUP_TARGET_S, "target: ratio < 1"))
+        rows.append(("idle GUI memory MB", startup["idle_rss_mb"], IDLE_MEMORY_TARGET_MB,
+                     startup["idle_rss_mb"] / IDLE_MEMORY_TARGET_MB, "target: ratio < 1"))
+    report["ratios"] = {name: ratio for name, _, _, ratio, _ in rows}
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"Hearth bench ({', '.join(sorted(want))}); median of {args.repeats}")
+    print(f"{'':26}{'Hearth':>11}{'reference':>11}{'ratio':>8}  note")
+    for name, ours_value, ref_value, ratio, note in rows:
+        print(f"{name:26}{ours_value:11.3f}{ref_value:11.3f}{(ratio or 0):8.3f}  {note}")
+    return 0
+
+
+def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
+                 report: dict[str, Any]) -> list[tuple[str, float, float, float | None, str]]:
     model = args.model
     if not model:
         from desktop.core.context import AppContext
@@ -124,56 +192,45 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
     ids = {v: k for k, v in info.special_tokens.items()}
     fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
                         bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
-    chosen = {p for p in ("gen", "prefill", "followup") if getattr(args, p, False)}
-    want = chosen or {"gen", "prefill", "followup"}
     threads = args.threads or _physical_cores()
     threads_batch = args.threads or os.cpu_count() or threads
     n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256)
-
-    client = EngineClient(paths.logs_dir(data_dir) / "bench-engine.log")
-    try:
-        client.load(LoadOptions(str(model), n_ctx=n_ctx, n_threads=threads,
-                                n_threads_batch=threads_batch))
-        ours, prompt_parts, followup = _ours(client, fmt, args, want)
-    finally:
-        client.shutdown()  # free the cores before the reference runs
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-") as states:
+        client = EngineClient(paths.logs_dir(data_dir) / "bench-engine.log")
+        try:
+            client.load(LoadOptions(str(model), n_ctx=n_ctx, n_threads=threads,
+                                    n_threads_batch=threads_batch, state_dir=states))
+            ours, prompt_parts, followup = _ours(client, fmt, args, want)
+        finally:
+            client.shutdown()  # free the cores before the reference runs
 
     from desktop.engine_worker.reference import run_reference
 
     ref = run_reference(str(model), prompt_parts, gen_tokens=args.gen_tokens,
                         followup=followup if "followup" in want else None,
+                        cold=ours.pop("switch_parts", None),
                         repeats=args.repeats, n_ctx=n_ctx, n_threads=threads,
                         n_threads_batch=threads_batch)
-    rows = []
+    report.update({"model": str(model), "threads": threads, "threads_batch": threads_batch,
+                   "repeats": args.repeats, "ours": ours, "reference": ref})
+    rows: list[tuple[str, float, float, float | None, str]] = []
     if "prefill" in want:
         rows.append(("prefill tok/s", ours["prefill_tokens_per_s"], ref["prefill_tokens_per_s"],
-                     _ratio(ours["prefill_tokens_per_s"], ref["prefill_tokens_per_s"])))
+                     _ratio(ours["prefill_tokens_per_s"], ref["prefill_tokens_per_s"]),
+                     f"{ours['prompt_tokens']}-token prompt; target >= 0.95"))
     if "gen" in want:
         rows.append(("generation tok/s", ours["gen_tokens_per_s"], ref["gen_tokens_per_s"],
-                     _ratio(ours["gen_tokens_per_s"], ref["gen_tokens_per_s"])))
+                     _ratio(ours["gen_tokens_per_s"], ref["gen_tokens_per_s"]),
+                     f"{args.gen_tokens} tokens; target >= 0.97"))
     if "followup" in want:
         # For a time, the ratio is ours / reference: 1.0 is parity, above 1 is slower.
         rows.append(("follow-up TTFT s", ours["followup_ttft_s"], ref["followup_ttft_s"],
-                     _ratio(ours["followup_ttft_s"], ref["followup_ttft_s"])))
-    report = {
-        "model": str(model),
-        "threads": threads,
-        "threads_batch": threads_batch,
-        "repeats": args.repeats,
-        "ours": ours,
-        "reference": ref,
-        "ratios": {name: ratio for name, _, _, ratio in rows},
-    }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"Hearth bench: {Path(model).name}, {threads} threads (batch {threads_batch}), "
-          f"median of {args.repeats}")
-    print(f"{'':24}{'Hearth':>12}{'llama.cpp':>12}{'ratio':>8}")
-    for name, a, b, r in rows:
-        print(f"{name:24}{a:12.3f}{b:12.3f}{(r or 0):8.3f}")
-    if "followup" in want:
-        print(f"follow-up: {ours['followup_cached_tokens']} of {ours['followup_prompt_tokens']} "
-              f"prompt tokens came from the KV cache; the reference processed only the "
-              f"{ref['followup_new_tokens']} new tokens")
-    return 0
+                     _ratio(ours["followup_ttft_s"], ref["followup_ttft_s"]),
+                     f"{ours['followup_cached_tokens']}/{ours['followup_prompt_tokens']} "
+                     f"cached; ref = only the {ref['followup_new_tokens']} new; target <= 1.2"))
+    if "switch" in want:
+        rows.append(("chat switch TTFT s", ours["switch_ttft_s"], ref["cold_prefill_s"],
+                     _ratio(ours["switch_ttft_s"], ref["cold_prefill_s"]),
+                     f"back to a {ours['switch_prompt_tokens']}-token chat; ref = cold "
+                     "prefill; target <= 0.2"))
+    return rows

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=2000)
     bench.add_argument("--gen-tokens", type=int, default=256)
     bench.add_argument("--repeats", type=int, default=3)
-    for part in ("gen", "prefill", "followup", "ui", "startup"):
+    for part in ("gen", "prefill", "followup", "switch", "ui", "startup"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
     return parser
 

@@ -25,12 +25,14 @@ DEFAULTS: dict[str, Any] = {
     "system_prompt": "",
     "sampling": SAMPLING_DEFAULTS,
     "n_ctx": 4096,
-    "n_gpu_layers": 0,
+    "n_gpu_layers": None,  # None: automatic plan from free VRAM; a number overrides it
     "n_threads": None,
     "last_model": None,
     "last_conversation": None,
     "window_geometry": None,
     "starter_registered": False,
+    "kv_states_on_disk": True,  # switching back to a long chat skips re-reading it
+    "kv_states_ram_mb": 1024,
 }
 
 

@@ -82,7 +82,8 @@ class Reference:
 
 
 def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: int,
-                  followup: tuple[list[dict[str, Any]], int] | None, repeats: int,
+                  followup: tuple[list[dict[str, Any]], int] | None,
+                  cold: list[dict[str, Any]] | None = None, repeats: int,
                   n_ctx: int, n_threads: int, n_threads_batch: int) -> dict[str, Any]:
     ref = Reference(path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch)
     prompt = ref.tokenize_parts(prompt_parts)
@@ -105,4 +106,9 @@ def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: 
         times = [ref.first_token_s(tokens[:cached], tokens[cached:]) for _ in range(repeats)]
         result["followup_new_tokens"] = len(tokens) - cached
         result["followup_ttft_s"] = statistics.median(times)
+    if cold is not None:
+        # What an app without a KV state cache pays to return to a chat: the whole prompt.
+        tokens = ref.tokenize_parts(cold)
+        result["cold_prefill_s"] = statistics.median(ref.prefill_s(tokens) for _ in range(repeats))
+        result["cold_prompt_tokens"] = len(tokens)
     return result

@@ -25,10 +25,12 @@ import llama_cpp.llama_cpp as llama_lib
 
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
+from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
 Emit = Callable[..., None]
 FLUSH_S = 0.02  # batch streamed text into ~50 events/s: smooth for the eye, cheap for the pipe
 REPLY_MEMORY = 64  # generated replies whose token ids we remember, for prefix reuse
+MIN_STATE_TOKENS = 256  # shorter histories are cheaper to re-read than to save and restore
 MIN_REUSE = 32  # a shorter common prefix is not worth keeping (see prepare)
 PART_MEMORY = 512  # tokenized prompt parts kept (a chat of 250 turns)
 
@@ -128,6 +130,8 @@ class Runner:
         self.part_tokens: OrderedDict[tuple[str, bool, bool], list[int]] = OrderedDict()
         self._cancel = Event()
         self._current: int | None = None
+        self.session: str | None = None  # the conversation whose tokens the KV cache holds
+        self.states: StateCache | None = None
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -187,6 +191,13 @@ class Runner:
             self.embedder = llm
         else:
             self.llm = llm
+            self.session = None
+            state_dir = msg.get("state_dir")
+            self.states = StateCache(
+                model_fingerprint(path),
+                llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model)),
+                int(msg.get("state_ram_mb") or 1024) * 1024 * 1024,
+                Path(state_dir) if state_dir else None)
         emit("loaded", info={
             **info.summary(),
             "n_ctx": llm.n_ctx(),
@@ -200,6 +211,8 @@ class Runner:
     def op_unload(self, msg: dict[str, Any], emit: Emit) -> None:
         self.llm = None
         self.embedder = None
+        self.states = None
+        self.session = None
         self.cache_tokens = []
         emit("ok")
 
@@ -274,6 +287,25 @@ class Runner:
         self.cache_tokens.extend(prompt[common:])
         return common
 
+    def switch_session(self, session: str | None) -> bool:
+        """Save the KV state of the chat we leave, restore the one we return to."""
+        if session == self.session or self.states is None:
+            return False
+        llm = self._model()
+        if self.session is not None and len(self.cache_tokens) >= MIN_STATE_TOKENS:
+            self.states.put(self.session, self.cache_tokens, snapshot(llm.ctx))
+        self.session = session
+        saved = self.states.get(session) if session is not None else None
+        if saved is None:
+            return False
+        if restore(llm.ctx, saved.blob):
+            self.cache_tokens = list(saved.tokens)
+            return True
+        self.states.drop(session)  # llama.cpp refused it: never try this state again
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
+        self.cache_tokens = []
+        return False
+
     def op_generate(self, msg: dict[str, Any], emit: Emit) -> None:
         llm = self._model()
         request_id = int(msg["id"])
@@ -288,6 +320,7 @@ class Runner:
     def _generate(self, llm: llama_cpp.Llama, parts: list[dict[str, Any]],
                   params: dict[str, Any], emit: Emit) -> None:
         started = time.perf_counter()
+        restored = self.switch_session(params.get("session"))
         prompt = self.tokenize_parts(parts)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
@@ -362,6 +395,7 @@ class Runner:
              prefill_tokens_per_s=(len(prompt) - cached) / max(prefill_done - started, 1e-9),
              tokens_per_s=(len(generated) - 1) / gen_s if len(generated) > 1 and gen_s > 0 else 0.0,
              text_length=len(text),
+             state_restored=restored,
              n_ctx=llm.n_ctx())
 
     # --- embed -------------------------------------------------------------------------

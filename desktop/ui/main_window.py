@@ -228,8 +228,10 @@ class MainWindow(QMainWindow):
         elif entry.is_base_model:
             notes.append("Base model (no chat template): it continues text rather than "
                          "following instructions.")
-        loaded = self.service.model is not None and self.service.model.path == entry.path
-        notes.insert(0, "Loaded." if loaded else "Loads when you send a message.")
+        model = self.service.model
+        loaded = model is not None and model.path == entry.path
+        notes.insert(0, f"Loaded: {model.gpu_plan}." if loaded and model else
+                     "Loads when you send a message.")
         self.model_status.setText(" ".join(notes))
 
     def _model_chosen(self, index: int) -> None:
@@ -319,7 +321,7 @@ class MainWindow(QMainWindow):
         if self.generating and conversation_id == self.current_id:
             self.show_error("Stop the reply before deleting this chat.")
             return
-        self.ctx.chats.delete_conversation(conversation_id)
+        self.service.delete_conversation(conversation_id)
         if conversation_id == self.current_id:
             self.new_chat()
         self.refresh_conversations()

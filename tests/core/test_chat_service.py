@@ -121,3 +121,14 @@ def test_per_model_defaults(data_dir: Path, gemma_path: Path) -> None:
         assert service.send(conversation.id, "Again").completion_tokens == 3
     finally:
         ctx.close()
+
+
+def test_deleting_a_chat_deletes_its_kv_state(service: ChatService) -> None:
+    long_text = "The keeper logged the weather and the ships that passed. " * 30
+    a = service.new_conversation()
+    service.send(a.id, long_text)
+    service.send(service.new_conversation().id, "Something else")  # leaving chat a saves it
+    states = service.ctx.data_dir / "kv-states"
+    assert list(states.glob(f"*/{a.id}.kvstate"))
+    service.delete_conversation(a.id)
+    assert not list(states.glob(f"*/{a.id}.kvstate"))

@@ -131,3 +131,16 @@ def test_hanging_keychain_does_not_hang(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(token_store, "_session_token", None)
     assert token_store.get_token() is None
     assert token_store.set_token("hf_x") is False
+
+
+def test_gpu_layer_plan_from_free_vram(gemma_path: Path) -> None:
+    from desktop.core.models.fit import gpu_layer_plan
+
+    info = read_gguf(gemma_path)
+    layers, why = gpu_layer_plan(info, 4096, Memory(32 * GB, 24 * GB, "RTX", 8 * GB, 7 * GB))
+    assert layers == 19 and "all 19 layers" in why  # 18 blocks + output
+    layers, why = gpu_layer_plan(info, 4096, Memory(32 * GB, 24 * GB, "Tiny", GB // 2,
+                                                    int(0.5 * GB)))
+    assert 0 < layers < 19 and "the rest on the CPU" in why
+    assert gpu_layer_plan(info, 4096, Memory(32 * GB, 24 * GB)) == (
+        0, "no GPU memory detected: running on the CPU")

@@ -21,6 +21,7 @@ from desktop.core.chat.templates import ChatFormat, check_template, choose_forma
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError
+from desktop.core.models.fit import detect_memory, gpu_layer_plan
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Conversation, Message, title_from
@@ -35,6 +36,7 @@ class ModelState:
     info: GGUFInfo
     fmt: ChatFormat
     loaded: dict[str, Any]
+    gpu_plan: str = ""
 
     @property
     def n_ctx(self) -> int:
@@ -61,19 +63,28 @@ class ChatService:
         settings = self.ctx.settings
         entry = self.ctx.library.find(path)
         own = entry.settings if entry else {}  # per-model defaults beat app defaults
+        info = read_gguf(path)
+        n_ctx = int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096)
+        if n_gpu_layers is None:
+            n_gpu_layers = own.get("n_gpu_layers", settings.get("n_gpu_layers"))
+        if n_gpu_layers is None or n_gpu_layers < 0:
+            n_gpu_layers, plan = gpu_layer_plan(info, n_ctx, detect_memory())
+        else:
+            plan = f"{n_gpu_layers} GPU layers (set by you)" if n_gpu_layers else "CPU (set by you)"
         options = LoadOptions(
             path=path,
-            n_ctx=int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096),
-            n_gpu_layers=int(n_gpu_layers if n_gpu_layers is not None
-                             else own.get("n_gpu_layers", settings.get("n_gpu_layers")) or 0),
+            n_ctx=n_ctx,
+            n_gpu_layers=int(n_gpu_layers),
             n_threads=n_threads or settings.get("n_threads"),
+            state_dir=str(self.ctx.data_dir / "kv-states")
+            if settings.get("kv_states_on_disk", True) else None,
+            state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
         )
         current = self.model
         if (current and current.path == path and self.ctx.engine.loaded
                 and current.loaded.get("n_ctx") == min(options.n_ctx,
                                                        current.info.context_length or options.n_ctx)):
             return current
-        info = read_gguf(path)
         ids = {v: k for k, v in info.special_tokens.items()}
         fmt = choose_format(
             info.architecture, info.special_tokens, info.chat_template,
@@ -83,7 +94,9 @@ class ChatService:
         # Render once before llama.cpp sees the file: a hostile template is refused up front.
         check_template(fmt)
         loaded = self.ctx.engine.load(options)["info"]
-        self.model = ModelState(path, info, fmt, loaded)
+        if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
+            plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
+        self.model = ModelState(path, info, fmt, loaded, plan)
         if self.ctx.library.find(path) is None:
             self.ctx.library.add(path)
         self.ctx.library.mark_used(path)
@@ -112,6 +125,12 @@ class ChatService:
                 "system_prompt", self.ctx.settings.get("system_prompt", ""))
         return self.ctx.chats.create_conversation(
             system_prompt=system_prompt, settings=settings or {}, model_path=model_path)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a chat and its saved KV state (it holds the chat's content in another form)."""
+        self.ctx.chats.delete_conversation(conversation_id)
+        for state in (self.ctx.data_dir / "kv-states").glob(f"*/{conversation_id}.kvstate"):
+            state.unlink(missing_ok=True)
 
     def sampling(self, conversation: Conversation) -> dict[str, Any]:
         """Defaults < app settings < the model's defaults < this conversation's settings."""
@@ -192,6 +211,7 @@ class ChatService:
             chats.update_conversation(conversation.id, model_path=model.path)
         params = self.sampling(conversation)
         params["stop"] = model.fmt.stop
+        params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
         parts = self.build_prompt(conversation, model, params)
         reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
         self._stop_requested.clear()

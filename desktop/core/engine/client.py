@@ -33,6 +33,8 @@ class LoadOptions:
     n_threads_batch: int | None = None
     n_batch: int = 512
     embedding: bool = False
+    state_dir: str | None = None  # per-conversation KV states on disk (None: RAM only)
+    state_ram_mb: int = 1024
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)

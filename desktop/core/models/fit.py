@@ -166,3 +166,17 @@ def recommend(candidates: list[tuple[str, str | None, Fit]]) -> str | None:
     # Beyond Q6_K quality barely improves while speed drops: prefer <= Q6_K when available.
     sensible = [(n, q) for n, q in placed if BITS_PER_WEIGHT.get(q or "", 0) <= 6.6] or placed
     return max(sensible, key=lambda item: BITS_PER_WEIGHT.get(item[1] or "", 0))[0]
+
+
+def gpu_layer_plan(info: GGUFInfo, n_ctx: int, memory: Memory) -> tuple[int, str]:
+    """How many layers to offload, from free VRAM and the model's per-layer size, and why."""
+    layers = (info.block_count or 0) + 1  # + the output layer, as llama.cpp counts them
+    if not memory.free_vram:
+        return 0, "no GPU memory detected: running on the CPU"
+    fit = judge(estimate_from_header(info, n_ctx), memory, layers=layers)
+    if fit.label == "gpu_full":
+        return layers, f"all {layers} layers on {memory.gpu_name} (auto)"
+    if fit.label == "gpu_partial":
+        return fit.gpu_layers, (f"{fit.gpu_layers} of {layers} layers on {memory.gpu_name}, "
+                                "the rest on the CPU (auto)")
+    return 0, f"the model does not fit in {memory.free_vram / GB:.1f} GB of VRAM: CPU (auto)"
