@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--seed", type=int)
     chat.add_argument("--ctx", type=int, help="context length in tokens")
+    chat.add_argument("--collection", action="append", default=[],
+                      help="answer from this document collection (repeatable)")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
     history = sub.add_parser("history", help="list, show and export conversations")
@@ -89,6 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     mtoken = msub.add_parser("token", help="store the Hugging Face token in the OS keychain")
     mtoken.add_argument("--forget", action="store_true")
 
+    docs = sub.add_parser("docs", help="private documents: add, list, search, remove")
+    dsub = docs.add_subparsers(dest="docs_command", required=True)
+    dadd = dsub.add_parser("add", help="index files and folders into a collection")
+    dadd.add_argument("paths", nargs="+")
+    dadd.add_argument("--collection", default="Documents")
+    dadd.add_argument("--embed-model", help="GGUF embedding model (remembered as a setting)")
+    dadd.add_argument("--json", action="store_true")
+    dlist = dsub.add_parser("list")
+    dlist.add_argument("--collection")
+    dlist.add_argument("--json", action="store_true")
+    dsearch = dsub.add_parser("search")
+    dsearch.add_argument("query")
+    dsearch.add_argument("--collection", action="append", default=[])
+    dsearch.add_argument("-k", type=int, default=5)
+    dsearch.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
+    dsearch.add_argument("--json", action="store_true")
+    drm = dsub.add_parser("rm", help="remove files/folders from a collection, or a collection")
+    drm.add_argument("paths", nargs="*")
+    drm.add_argument("--collection", default=None)
+
     bench = sub.add_parser("bench", help="measure Hearth against raw llama.cpp")
     bench.add_argument("--model", required=False)
     bench.add_argument("--json", action="store_true")
@@ -115,7 +137,7 @@ def main(argv: list[str]) -> int:
     try:
         data_dir = paths.data_dir(args.data_dir)
         handler = {"chat": cmd_chat, "history": cmd_history, "models": cmd_models,
-                   "bench": cmd_bench}[args.command]
+                   "docs": cmd_docs, "bench": cmd_bench}[args.command]
         return handler(args, data_dir)
     except HearthError as exc:
         print(f"hearth: {exc.message}", file=sys.stderr)
@@ -160,6 +182,9 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
             conversation = chats.update_conversation(conversation.id,
                                                      model_path=service.model.path)
 
+        for name in args.collection:
+            ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
+
         def stream(piece: str) -> None:
             if not args.json:
                 sys.stdout.write(piece)
@@ -180,9 +205,15 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 "stop_reason": reply.stop_reason,
                 "model": service.model.path if service.model else None,
                 "base_model": service.model.is_base_model if service.model else None,
+                "sources": reply.sources,
             }, ensure_ascii=False))
         else:
             sys.stdout.write("\n")
+            if args.collection:
+                sources = reply.sources
+                print("\nSources:" if sources else "\nNo passage in the collection matched.")
+                for source in sources:
+                    print(f"  [{source['n']}] {source['location']}  ({source['path']})")
         return 0
     finally:
         ctx.close()
@@ -252,6 +283,16 @@ def cmd_models(args: argparse.Namespace, data_dir: Path) -> int:
     ctx = _context(data_dir)
     try:
         return run_models_command(args, ctx)
+    finally:
+        ctx.close()
+
+
+def cmd_docs(args: argparse.Namespace, data_dir: Path) -> int:
+    from desktop.cli_docs import run_docs_command
+
+    ctx = _context(data_dir)
+    try:
+        return run_docs_command(args, ctx)
     finally:
         ctx.close()
 

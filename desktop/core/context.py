@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from desktop import paths
-from desktop.core.engine.client import EngineClient
+from desktop.core.documents.index import DocumentIndex, Embedder, IndexLimits
+from desktop.core.engine.client import EngineClient, LoadOptions
+from desktop.core.errors import HearthError
 from desktop.core.models.library import ModelLibrary
 from desktop.core.settings import Settings
 from desktop.core.store.chats import ChatStore
@@ -19,6 +21,7 @@ class AppContext:
         self.chats = ChatStore(self.db)
         self.settings = Settings(paths.settings_path(self.data_dir))
         self.library = ModelLibrary(self.db, self.models_dir)
+        self.documents = DocumentIndex(self.db)
         # Replies cut off by a crash or kill are kept and marked, never lost (DESIGN 3).
         self.interrupted_count = self.chats.mark_interrupted()
         self._worker_command = worker_command
@@ -35,6 +38,30 @@ class AppContext:
             self._engine = EngineClient(paths.logs_dir(self.data_dir) / "engine.log",
                                         command=self._worker_command)
         return self._engine
+
+    @property
+    def embed_model(self) -> str | None:
+        return self.settings.get("embed_model")
+
+    def embedder(self) -> tuple[Embedder | None, str | None]:
+        """The embedding function and model id, loading the model in the worker on first use;
+        (None, None) when no embedding model is set (keyword search still works)."""
+        path = self.embed_model
+        if not path:
+            return None, None
+        if self.engine.embedding_model != path:
+            if not Path(path).is_file():
+                raise HearthError(f"The embedding model {path} is missing. Choose another in "
+                                  "settings (the Recommended list has one).")
+            self.engine.load(LoadOptions(path, n_ctx=512, n_batch=512, embedding=True))
+        return self.engine.embed, Path(path).name
+
+    def index_limits(self) -> IndexLimits:
+        s = self.settings
+        return IndexLimits(max_file_mb=float(s.get("doc_max_file_mb") or 100),
+                           max_chunks_per_file=int(s.get("doc_max_chunks") or 20000),
+                           chunk_size=int(s.get("doc_chunk_tokens") or 200),
+                           chunk_overlap=int(s.get("doc_chunk_overlap") or 40))
 
     def ensure_starter(self) -> None:
         """First run: put the `starter` extra's tiny model into the library (if installed)."""

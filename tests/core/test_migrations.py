@@ -34,7 +34,7 @@ def test_step_2_upgrades_a_v1_database(tmp_path: Path) -> None:
     _fill_v1(old)
     old.close()
 
-    upgraded = Database(path)
+    upgraded = Database(path, upgrade_to=2)
     assert upgraded.version == 2
     store = ChatStore(upgraded)
     messages = store.messages(1)
@@ -44,10 +44,28 @@ def test_step_2_upgrades_a_v1_database(tmp_path: Path) -> None:
     upgraded.execute("INSERT INTO models(path, name, added_at) VALUES ('/m.gguf', 'm', 0)")
 
 
+def test_step_3_upgrades_a_v2_database(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    old = Database(path, upgrade_to=2)
+    _fill_v1(old)
+    old.execute("INSERT INTO models(path, name, added_at) VALUES ('/m.gguf', 'm', 0)")
+    old.close()
+    upgraded = Database(path, upgrade_to=3)
+    store = ChatStore(upgraded)
+    messages = store.messages(1)
+    assert [m.content for m in messages] == ["remember the milk", "half a rep"]
+    assert messages[0].context is None and messages[0].sources == []
+    assert upgraded.query("SELECT name FROM models")[0]["name"] == "m"
+    upgraded.execute("INSERT INTO collections(name, created_at) VALUES ('c', 0)")
+    store.set_context(messages[0].id, "excerpts", [{"n": 1, "path": "/a.pdf"}])
+    assert store.message(messages[0].id).sources == [{"n": 1, "path": "/a.pdf"}]
+
+
 def test_each_step_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "v1.sqlite3"
     _fill_v1(Database(path, upgrade_to=1))
-    broken = [*migrations.STEPS[:1], "CREATE TABLE half_done(x); SELECT no_such_function();"]
+    broken = [*migrations.STEPS[:1], "CREATE TABLE half_done(x); SELECT no_such_function();",
+              *migrations.STEPS[2:]]
     monkeypatch.setattr(migrations, "STEPS", broken)
     with pytest.raises(StoreError, match="Nothing was changed"):
         Database(path, upgrade_to=2)

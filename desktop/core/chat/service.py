@@ -27,6 +27,7 @@ from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Conversation, Message, title_from
 
 FLUSH_S = 0.5
+EXCERPT_SHARE = 0.4  # at most this share of the context goes to document excerpts
 TextCallback = Callable[[str], None]
 
 
@@ -148,10 +149,54 @@ class ChatService:
             raise HearthError("The message is empty.")
         chats = self.ctx.chats
         conversation = chats.conversation(conversation_id)
-        chats.add_message(conversation_id, "user", text)  # durable before the model is asked
+        user = chats.add_message(conversation_id, "user", text)  # durable before the model
         if not conversation.title:
             conversation = chats.update_conversation(conversation_id, title=title_from(text))
-        return self._respond(conversation, on_text)
+        sources = self.attach_excerpts(conversation, user)
+        return self._respond(conversation, on_text, sources)
+
+    def attach_excerpts(self, conversation: Conversation, user: Message) -> list[dict[str, Any]]:
+        """Find passages in the chat's documents and put them into this (newest) user turn.
+
+        Never into the system prompt: earlier turns stay byte-identical, so the KV cache of the
+        conversation so far is reused. The excerpts are stored with the message, so the turn
+        re-renders the same way on every later turn.
+        """
+        collections = self.ctx.documents.attached(conversation.id)
+        if not collections:
+            return []
+        from desktop.core.documents.chunk import count_tokens
+        from desktop.core.documents.retrieve import search
+
+        earlier = [m for m in self.ctx.chats.messages(conversation.id)
+                   if m.role == "user" and m.id != user.id]
+        # Follow-ups ("and the second one?") are searched together with the previous question.
+        query = user.content if not earlier else f"{earlier[-1].content}\n{user.content}"
+        embed, model_id = self.ctx.embedder()
+        vector = embed([query])[0] if embed else None
+        hits = search(self.ctx.db, query, collections, k=8, vector=vector, model=model_id)
+        n_ctx = self.model.n_ctx if self.model else int(self.ctx.settings.get("n_ctx") or 4096)
+        budget = int(n_ctx * EXCERPT_SHARE)
+        chosen, used = [], 0
+        for hit in hits:
+            cost = count_tokens(hit.text) + 12
+            if used + cost > budget:
+                break
+            chosen.append(hit)
+            used += cost
+        if chosen:
+            blocks = "\n\n".join(f"[{n}] {hit.location()}\n{hit.text}"
+                                  for n, hit in enumerate(chosen, start=1))
+            context = (f"Excerpts from my documents (cite them by number, like [1]):\n\n"
+                       f"{blocks}\n\nAnswer from the excerpts when they are relevant and cite "
+                       f"them. If they do not contain the answer, say so.\n\n"
+                       f"Question: {user.content}")
+        else:
+            context = ("No passage in my attached documents matched this question; say so if "
+                       f"you cannot answer without them.\n\nQuestion: {user.content}")
+        sources = [{**hit.as_dict(), "n": n} for n, hit in enumerate(chosen, start=1)]
+        self.ctx.chats.set_context(user.id, context, sources)
+        return sources
 
     def regenerate(self, conversation_id: int, on_text: TextCallback | None = None) -> Message:
         chats = self.ctx.chats
@@ -161,7 +206,8 @@ class ChatService:
             messages.pop()
         if not messages:
             raise HearthError("There is nothing to regenerate in this conversation.")
-        return self._respond(chats.conversation(conversation_id), on_text)
+        last_user = messages[-1]
+        return self._respond(chats.conversation(conversation_id), on_text, last_user.sources)
 
     def edit_last_user_message(self, conversation_id: int, text: str,
                                on_text: TextCallback | None = None) -> Message:
@@ -180,8 +226,8 @@ class ChatService:
             generation.cancel()
 
     def _count(self, model: ModelState, messages: list[Message]) -> list[int]:
-        keys = [(model.path, m.id, len(m.content)) for m in messages]
-        missing = [(k, m.content) for k, m in zip(keys, messages, strict=True)
+        keys = [(model.path, m.id, len(m.context or m.content)) for m in messages]
+        missing = [(k, m.context or m.content) for k, m in zip(keys, messages, strict=True)
                    if k not in self._token_counts]
         if missing:
             counts = self.ctx.engine.count_tokens([text for _, text in missing])
@@ -199,12 +245,13 @@ class ChatService:
                                 int(params.get("max_tokens") or 512))
         start = window_start(self._count(model, history), [m.role for m in history], budget)
         self.context_start[conversation.id] = history[start].id if start and history else None
-        turns = [{"role": m.role, "content": m.content} for m in history[start:]]
+        turns = [{"role": m.role, "content": m.context or m.content} for m in history[start:]]
         if system:
             turns.insert(0, {"role": "system", "content": system})
         return render_parts(model.fmt, turns)
 
-    def _respond(self, conversation: Conversation, on_text: TextCallback | None) -> Message:
+    def _respond(self, conversation: Conversation, on_text: TextCallback | None,
+                 sources: list[dict[str, Any]] | None = None) -> Message:
         chats = self.ctx.chats
         model = self._require_model(conversation)
         if conversation.model_path != model.path:
@@ -214,6 +261,8 @@ class ChatService:
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
         parts = self.build_prompt(conversation, model, params)
         reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
+        if sources:
+            chats.set_context(reply.id, None, sources)  # the reply lists what it could cite
         self._stop_requested.clear()
         text: list[str] = []
         flushed_at = time.monotonic()

@@ -99,6 +99,7 @@ class EngineClient:
         self.process: subprocess.Popen[bytes] | None = None
         self.loaded: dict[str, Any] | None = None  # the `loaded` event of the current model
         self._load_options: LoadOptions | None = None
+        self._embed_options: LoadOptions | None = None  # the embedding model, loaded beside it
         self._write_lock = threading.Lock()
         self._ids = 0
         self._pending: dict[int, queue.Queue[dict[str, Any]]] = {}
@@ -128,6 +129,8 @@ class EngineClient:
         if self._load_options is not None:
             # A fresh worker after a crash: bring back the model the user had.
             self.loaded = self._call({"op": "load", **self._load_options.request()})
+        if self._embed_options is not None:
+            self._call({"op": "load", **self._embed_options.request()})
 
     def _read_events(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
@@ -228,15 +231,26 @@ class EngineClient:
         return event
 
     def load(self, options: LoadOptions) -> dict[str, Any]:
-        """Load a model (replacing any loaded one); returns the worker's `loaded` event."""
-        self._load_options = None  # a failed load must not be retried after a respawn
+        """Load a chat model, or with `embedding=True` the embedding model beside it (each
+        replaces the previous one of its kind); returns the worker's `loaded` event."""
+        if options.embedding:
+            self._embed_options = None  # a failed load must not be retried after a respawn
+            event = self._call({"op": "load", **options.request()})
+            self._embed_options = options
+            return event
+        self._load_options = None
         event = self._call({"op": "load", **options.request()})
         self._load_options = options
         self.loaded = event
         return event
 
+    @property
+    def embedding_model(self) -> str | None:
+        return self._embed_options.path if self._embed_options else None
+
     def unload(self) -> None:
         self._load_options = None
+        self._embed_options = None
         self.loaded = None
         if self.alive:
             self._call({"op": "unload"})

@@ -40,6 +40,12 @@ class Message:
     tokens_per_s: float | None = None
     stop_reason: str | None = None
     error: str | None = None
+    context: str | None = None  # document excerpts this user turn was sent with
+    sources_json: str | None = None
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        return json.loads(self.sources_json) if self.sources_json else []
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -174,6 +180,11 @@ class ChatStore:
             "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
         )
         return [_message(r) for r in rows]
+
+    def set_context(self, message_id: int, context: str | None,
+                    sources: list[dict[str, Any]]) -> None:
+        self.db.execute("UPDATE messages SET context = ?, sources_json = ? WHERE id = ?",
+                        (context, json.dumps(sources) if sources else None, message_id))
 
     def set_content(self, message_id: int, content: str) -> None:
         """The periodic flush of a streaming reply (each call is one durable commit)."""

@@ -64,6 +64,72 @@ V2_MODEL_LIBRARY = """
         );
 """
 
+# Private documents: collections of files, their chunks (with locations), a full-text index
+# over chunk text, and embeddings (normalized float16). A chat's own dropped files live in a
+# hidden collection tied to the conversation. A user turn keeps the excerpts it was sent
+# with (`context`), so re-rendering the conversation never changes the KV-cache prefix.
+V3_DOCUMENTS = """
+        CREATE TABLE collections (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            name            TEXT NOT NULL UNIQUE,
+            conversation_id INTEGER REFERENCES conversations(id) ON DELETE CASCADE,
+            watch           INTEGER NOT NULL DEFAULT 0,
+            created_at      REAL NOT NULL
+        );
+        CREATE TABLE collection_paths (
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            path          TEXT NOT NULL,
+            PRIMARY KEY (collection_id, path)
+        );
+        CREATE TABLE documents (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            path          TEXT NOT NULL,
+            kind          TEXT,
+            content_hash  TEXT,
+            size          INTEGER,
+            status        TEXT NOT NULL CHECK (status IN ('indexed', 'failed', 'skipped')),
+            error         TEXT,
+            chunk_count   INTEGER NOT NULL DEFAULT 0,
+            indexed_at    REAL NOT NULL,
+            UNIQUE (collection_id, path)
+        );
+        CREATE TABLE chunks (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ord         INTEGER NOT NULL,
+            text        TEXT NOT NULL,
+            page        INTEGER,
+            page_end    INTEGER,
+            line_start  INTEGER,
+            line_end    INTEGER,
+            heading     TEXT
+        );
+        CREATE INDEX chunks_by_document ON chunks(document_id, ord);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END;
+        CREATE TABLE embeddings (
+            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            model    TEXT NOT NULL,
+            vector   BLOB NOT NULL
+        );
+        CREATE TABLE conversation_collections (
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            collection_id   INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            PRIMARY KEY (conversation_id, collection_id)
+        );
+        ALTER TABLE messages ADD COLUMN context TEXT;
+        ALTER TABLE messages ADD COLUMN sources_json TEXT;
+"""
+
 # SQL scripts; the runner wraps each in BEGIN EXCLUSIVE ... COMMIT with its version bump.
-STEPS: list[str] = [V1_CHATS, V2_MODEL_LIBRARY]
+STEPS: list[str] = [V1_CHATS, V2_MODEL_LIBRARY, V3_DOCUMENTS]
 LATEST = len(STEPS)
