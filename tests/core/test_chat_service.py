@@ -132,3 +132,47 @@ def test_deleting_a_chat_deletes_its_kv_state(service: ChatService) -> None:
     assert list(states.glob(f"*/{a.id}.kvstate"))
     service.delete_conversation(a.id)
     assert not list(states.glob(f"*/{a.id}.kvstate"))
+
+
+def test_answers_from_documents_cite_sources_and_keep_the_cache(
+        data_dir: Path, gemma_path: Path, embed_model_path: Path, tmp_path: Path) -> None:
+    from tests.doc_corpus import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus")
+    ctx = AppContext(data_dir)
+    try:
+        ctx.settings.values["sampling"] = {**ctx.settings.get("sampling"), "temperature": 0,
+                                           "max_tokens": 8}
+        ctx.settings.set("embed_model", str(embed_model_path))
+        embed, model_id = ctx.embedder()
+        collection = ctx.documents.create_collection("handbook")
+        ctx.documents.add_paths(collection, [corpus["pdf"].parent], embedder=embed,
+                                embed_model=model_id)
+        service = ChatService(ctx)
+        service.load_model(gemma_path, n_ctx=4096)
+        conversation = service.new_conversation(system_prompt="Answer briefly.")
+        ctx.documents.attach(conversation.id, collection)
+
+        first = service.send(conversation.id, "How much annual leave do staff get?")
+        sources = first.sources
+        assert sources and sources[0]["path"].endswith("handbook.pdf") and sources[0]["page"] == 1
+        assert "25 days of paid vacation" in sources[0]["text"]
+        user = ctx.chats.messages(conversation.id)[0]
+        assert user.content == "How much annual leave do staff get?"  # what the user typed
+        assert "[1] handbook.pdf, page 1" in user.context  # what the model saw, in this turn
+        assert ctx.chats.conversation(conversation.id).system_prompt == "Answer briefly."
+
+        # A follow-up in the same chat: its excerpts go into the new turn, the old turn is
+        # reused from the KV cache, and the follow-up is searched with the previous question.
+        second = service.send(conversation.id, "And can it be carried over?")
+        assert second.cached_tokens >= first.prompt_tokens + first.completion_tokens - 1
+        assert any("carried over" in s["text"] for s in second.sources)
+
+        fresh = service.new_conversation()
+        ctx.documents.attach(fresh.id, collection)
+        nothing = service.send(fresh.id, "zyxwv qqqq")
+        last_user = [m for m in ctx.chats.messages(fresh.id) if m.role == "user"][-1]
+        assert nothing.sources == []
+        assert "No passage in my attached documents matched" in last_user.context
+    finally:
+        ctx.close()

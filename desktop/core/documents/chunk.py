@@ -35,31 +35,23 @@ class Chunk:
 
 
 def _pieces(section: Section, size: int) -> list[Section]:
-    """Split a section larger than `size` at sentence (or line) ends, then hard-wrap."""
+    """A section larger than `size` becomes its sentences (or lines), each a unit the packer
+    can place and carry over as overlap; a giant "sentence" (minified code) is hard-wrapped."""
     if count_tokens(section.text) <= size:
         return [section]
-    parts = [p for p in _SENTENCE.split(section.text) if p.strip()]
     out: list[Section] = []
-    current: list[str] = []
-    current_tokens = 0
-    for part in parts:
-        n = count_tokens(part)
-        if n > size:  # one enormous "sentence" (minified code, a table row): hard wrap
+    for part in (p.strip() for p in _SENTENCE.split(section.text)):
+        if not part:
+            continue
+        if count_tokens(part) > size:
             words = part.split()
             step = max(1, size // 2)
-            for i in range(0, len(words), step):
-                out.append(Section(" ".join(words[i:i + step]), section.page,
-                                   section.line_start, section.line_end, section.heading))
-            continue
-        if current and current_tokens + n > size:
-            out.append(Section(" ".join(current), section.page, section.line_start,
-                               section.line_end, section.heading))
-            current, current_tokens = [], 0
-        current.append(part.strip())
-        current_tokens += n
-    if current:
-        out.append(Section(" ".join(current), section.page, section.line_start,
-                           section.line_end, section.heading))
+            out.extend(Section(" ".join(words[i:i + step]), section.page, section.line_start,
+                               section.line_end, section.heading)
+                       for i in range(0, len(words), step))
+        else:
+            out.append(Section(part, section.page, section.line_start, section.line_end,
+                               section.heading))
     return out
 
 
@@ -74,9 +66,16 @@ def chunk_sections(sections: list[Section], size: int = DEFAULT_SIZE,
         pages = [s.page for s in window if s.page is not None]
         starts = [s.line_start for s in window if s.line_start is not None]
         ends = [s.line_end for s in window if s.line_end is not None]
-        heading = next((s.heading for s in window if s.heading), None)
+        # The chunk is filed under the heading of most of its text.
+        headed = [s for s in window if s.heading]
+        heading = max(headed, key=lambda s: count_tokens(s.text)).heading if headed else None
         prefix = f"{heading}\n" if heading and not window[0].text.startswith("#") else ""
-        text = prefix + "\n\n".join(s.text for s in window)
+        # Sentences of one paragraph join with a space, separate sections with a blank line.
+        text = prefix + window[0].text
+        for before, unit in zip(window, window[1:], strict=False):
+            same = (before.line_start, before.page) == (unit.line_start, unit.page) and \
+                before.heading == unit.heading and before.line_start is not None
+            text += (" " if same else "\n\n") + unit.text
         chunks.append(Chunk(text, min(pages) if pages else None, max(pages) if pages else None,
                             min(starts) if starts else None, max(ends) if ends else None,
                             heading, count_tokens(text)))
@@ -84,7 +83,7 @@ def chunk_sections(sections: list[Section], size: int = DEFAULT_SIZE,
     for unit in units:
         n = count_tokens(unit.text)
         boundary = bool(window) and unit.heading != window[-1].heading  # a new section starts
-        if window and (window_tokens + n > size or (boundary and window_tokens >= size // 2)):
+        if window and (window_tokens + n > size or (boundary and window_tokens >= size // 4)):
             emit()
             # Overlap: carry trailing units (up to `overlap` tokens) into the next chunk,
             # unless a new heading starts here: then the previous section stays behind.

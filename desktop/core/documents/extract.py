@@ -208,7 +208,7 @@ def _docx(path: Path) -> list[Section]:
 
 
 def _html(path: Path) -> list[Section]:
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(_read_text(path))
     for node in tree.css("script, style, noscript, template, svg"):
