@@ -7,6 +7,7 @@ re-rendered at most RENDER_HZ times a second, then once fully at the end.
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
@@ -69,6 +70,7 @@ class MessageBody(QTextBrowser):
 
 class MessageWidget(QFrame):
     copy_requested = Signal(str)
+    source_requested = Signal(dict)
     regenerate_requested = Signal()
     edit_requested = Signal(str)
 
@@ -89,6 +91,12 @@ class MessageWidget(QFrame):
         self.body = MessageBody(self)
         self.body.anchorClicked.connect(self._anchor)
         layout.addWidget(self.body)
+        self.sources_label = QLabel()
+        self.sources_label.setWordWrap(True)
+        self.sources_label.setTextFormat(Qt.TextFormat.RichText)
+        self.sources_label.linkActivated.connect(self._source_clicked)
+        self.sources_label.hide()
+        layout.addWidget(self.sources_label)
         actions = QHBoxLayout()
         actions.setContentsMargins(0, 0, 0, 0)
         self.copy_button = QPushButton("Copy")
@@ -117,6 +125,29 @@ class MessageWidget(QFrame):
         self.message = message
         self.header.setText(self._header_html())
         self.render_text(message.content)
+        self._show_sources()
+
+    def _show_sources(self) -> None:
+        sources = self.message.sources
+        if self.message.role == "assistant" and sources:
+            links = " &nbsp; ".join(
+                f'<a href="source:{i}">[{s.get("n", i + 1)}] {html.escape(s.get("location", ""))}</a>'
+                for i, s in enumerate(sources))
+            self.sources_label.setText(f'<span style="color:#888">Sources:</span> {links}')
+            self.sources_label.show()
+        elif self.message.role == "user" and (self.message.context or "").startswith(
+                "No passage in my attached documents matched"):
+            self.sources_label.setText('<span style="color:#888">No passage in the attached '
+                                       "documents matched this question.</span>")
+            self.sources_label.show()
+        else:
+            self.sources_label.hide()
+
+    def _source_clicked(self, link: str) -> None:
+        index = int(link.split(":", 1)[1])
+        sources = self.message.sources
+        if 0 <= index < len(sources):
+            self.source_requested.emit(sources[index])
 
     def render_text(self, text: str) -> None:
         self.message.content = text
@@ -149,6 +180,7 @@ class MessageWidget(QFrame):
 
 
 class ChatView(QScrollArea):
+    source_requested = Signal(dict)
     regenerate_requested = Signal()
     edit_requested = Signal(str)
 
@@ -195,6 +227,7 @@ class ChatView(QScrollArea):
         widget = MessageWidget(message, self.container)
         widget.copy_requested.connect(lambda text: QGuiApplication.clipboard().setText(text))
         widget.regenerate_requested.connect(self.regenerate_requested.emit)
+        widget.source_requested.connect(self.source_requested.emit)
         widget.edit_requested.connect(self.edit_requested.emit)
         if self.widgets:
             self.widgets[-1].set_last(False)

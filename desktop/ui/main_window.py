@@ -15,11 +15,13 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +61,8 @@ class MainWindow(QMainWindow):
         self.editing = False
         self._error_details = ""
         self.models_page: Any = None
+        self.documents_page: Any = None
+        self.setAcceptDrops(True)
         self.setWindowTitle("Hearth")
         self.resize(1100, 760)
         self._build()
@@ -89,12 +93,24 @@ class MainWindow(QMainWindow):
         self.models_button = QPushButton("Models…")
         self.models_button.setToolTip("Find, download and manage models")
         self.models_button.clicked.connect(self.open_models)
+        self.documents_button = QPushButton("Documents…")
+        self.documents_button.setToolTip("Collections of your files, indexed on this computer")
+        self.documents_button.clicked.connect(self.open_documents)
+        self.sources_button = QToolButton()
+        self.sources_button.setText("Answer from: none")
+        self.sources_button.setToolTip("Document collections this chat answers from")
+        self.sources_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.sources_menu = QMenu(self)
+        self.sources_menu.aboutToShow.connect(self._fill_sources_menu)
+        self.sources_button.setMenu(self.sources_menu)
         self.settings_button = QPushButton("Chat settings…")
         self.settings_button.setToolTip("System prompt and sampling for this chat")
         self.settings_button.clicked.connect(self.edit_chat_settings)
         top = QHBoxLayout()
         top.addWidget(self.model_box)
         top.addWidget(self.models_button)
+        top.addWidget(self.documents_button)
+        top.addWidget(self.sources_button)
         top.addWidget(self.settings_button)
         top.addWidget(self.model_status, 1)
         top.addWidget(self.context_meter)
@@ -106,6 +122,7 @@ class MainWindow(QMainWindow):
         self.chat_view = ChatView()
         self.chat_view.regenerate_requested.connect(self.regenerate)
         self.chat_view.edit_requested.connect(self.edit_last)
+        self.chat_view.source_requested.connect(self.show_source)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.chat_view)
@@ -287,6 +304,7 @@ class MainWindow(QMainWindow):
         self._show_empty()
         self.refresh_conversations()
         self.sidebar.view.clearSelection()
+        self._update_sources_button()
         self.composer.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
@@ -299,6 +317,7 @@ class MainWindow(QMainWindow):
         self.chat_view.set_messages(messages)
         self.stack.setCurrentWidget(self.chat_view)
         self._update_meter(messages)
+        self._update_sources_button()
         self.refresh_conversations()
         interrupted = [m for m in messages if m.state == "interrupted"]
         if interrupted and interrupted[-1] is messages[-1]:
@@ -334,6 +353,90 @@ class MainWindow(QMainWindow):
             self.models_page.library_changed.connect(self.refresh_models)
         self.models_page.show()
         self.models_page.raise_()
+
+    def open_documents(self) -> None:
+        if self.documents_page is None:
+            from desktop.ui.documents_page import DocumentsPage
+
+            self.documents_page = DocumentsPage(self.ctx, self)
+            self.documents_page.collections_changed.connect(self._update_sources_button)
+        self.documents_page.refresh()
+        self.documents_page.show()
+        self.documents_page.raise_()
+
+    def _ensure_conversation(self) -> int:
+        if self.current_id is None:
+            conversation = self.service.new_conversation()
+            self.current_id = conversation.id
+            self.ctx.settings.set("last_conversation", conversation.id)
+            self.chat_view.clear()
+            self.stack.setCurrentWidget(self.chat_view)
+            self.refresh_conversations()
+        return self.current_id
+
+    def _fill_sources_menu(self) -> None:
+        self.sources_menu.clear()
+        attached = set(self.ctx.documents.attached(self.current_id)) if self.current_id else set()
+        collections = self.ctx.documents.collections()
+        if not collections:
+            action = self.sources_menu.addAction("No collections yet: open Documents…")
+            action.triggered.connect(self.open_documents)
+            return
+        for c in collections:
+            action = self.sources_menu.addAction(f"{c['name']} ({c['files']} files)")
+            action.setCheckable(True)
+            action.setChecked(c["id"] in attached)
+            action.toggled.connect(lambda on, cid=c["id"]: self.set_collection(cid, on))
+
+    def set_collection(self, collection_id: int, attached: bool) -> None:
+        conversation = self._ensure_conversation()
+        if attached:
+            self.ctx.documents.attach(conversation, collection_id)
+        else:
+            self.ctx.documents.detach(conversation, collection_id)
+        self._update_sources_button()
+
+    def _update_sources_button(self) -> None:
+        names = []
+        if self.current_id is not None:
+            by_id = {c["id"]: c["name"] for c in self.ctx.documents.collections(include_chat=True)}
+            for cid in self.ctx.documents.attached(self.current_id):
+                name = by_id.get(cid, "")
+                names.append("files dropped here" if name.startswith("chat:") else name)
+        self.sources_button.setText("Answer from: " + (", ".join(names) if names else "none"))
+
+    def show_source(self, source: dict) -> None:
+        from desktop.ui.documents_page import PassageDialog
+
+        PassageDialog(self.ctx, source, self).exec()
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.attach_files(paths)
+
+    def attach_files(self, paths: list[str]) -> None:
+        """Files dropped on a chat are indexed for that chat only."""
+        from desktop.ui.documents_page import IndexRunner
+
+        conversation = self._ensure_conversation()
+        collection = self.ctx.documents.chat_collection(conversation)
+        self.chat_view.set_notice(f"Reading {len(paths)} dropped item(s) for this chat…")
+        self._update_sources_button()
+        self.index_runner = getattr(self, "index_runner", None) or IndexRunner(self.ctx)
+
+        def done(state: Any) -> None:
+            problems = "; ".join(error for _, error in state.errors[:3])
+            self.chat_view.set_notice(
+                f"Ready: {state.files_done - len(state.errors)} file(s) indexed for this chat."
+                + (f" Problems: {problems}" if problems else ""))
+
+        self.index_runner.start(collection, paths, done, self.show_error)
 
     def edit_chat_settings(self) -> None:
         if self.current_id is not None:

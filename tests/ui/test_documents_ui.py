@@ -1,0 +1,65 @@
+"""Documents in the window: a collection indexed with progress and per-file errors, a chat that
+answers from it with clickable sources, and files dropped onto a chat."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from desktop.app import build_window
+from desktop.core.settings import Settings
+from desktop.ui.documents_page import DocumentsPage, PassageDialog
+from tests.doc_corpus import write_corpus
+
+
+def _prepare(data_dir: Path, model: Path, embed: Path) -> None:
+    settings = Settings(data_dir / "settings.json")
+    settings.values.update(starter_registered=True, last_model=str(model), embed_model=str(embed))
+    settings.values["sampling"] = {**settings.get("sampling"), "temperature": 0, "max_tokens": 8}
+    settings.save()
+
+
+def test_collection_chat_with_sources_and_dropped_files(qtbot, data_dir: Path, tmp_path: Path,
+                                                        gemma_path: Path,
+                                                        embed_model_path: Path) -> None:
+    _prepare(data_dir, gemma_path, embed_model_path)
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus["pdf"].parent / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
+    window = build_window(data_dir)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        page = DocumentsPage(window.ctx, window)
+        qtbot.addWidget(page)
+        collection = page.create_collection("Handbook")
+        page.index_paths([str(corpus["pdf"].parent)], collection)
+        assert not page.progress.isHidden() or not page.runner.busy
+        qtbot.waitUntil(lambda: not page.runner.busy, timeout=60_000)
+        statuses = {page.documents_table.item(r, 0).text(): page.documents_table.item(r, 1).text()
+                    for r in range(page.documents_table.rowCount())}
+        assert statuses["handbook.pdf"] == "indexed" and statuses["broken.pdf"] == "failed"
+        assert "1 with problems" in page.progress_label.text()
+
+        window.set_collection(collection, True)
+        assert window.sources_button.text() == "Answer from: Handbook"
+        window.send("How much annual leave do staff get?")
+        qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
+        reply_widget = window.chat_view.widgets[-1]
+        assert reply_widget.sources_label.isVisible()
+        assert "handbook.pdf, page 1" in reply_widget.sources_label.text()
+        source = reply_widget.message.sources[0]
+        dialog = PassageDialog(window.ctx, source, window)
+        qtbot.addWidget(dialog)
+        assert "25 days of paid vacation" in dialog.view.toPlainText()
+
+        window.new_chat()
+        note = tmp_path / "dropped.md"
+        note.write_text("# Trip\n\nThe ferry to the island leaves at 7:15 from pier 4.\n")
+        window.attach_files([str(note)])
+        qtbot.waitUntil(lambda: "Ready" in window.chat_view.notice.text(), timeout=60_000)
+        assert "files dropped here" in window.sources_button.text()
+        window.send("When does the ferry leave?")
+        qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
+        assert window.chat_view.widgets[-1].message.sources[0]["path"] == str(note)
+    finally:
+        window.close()
+        window.ctx.close()
