@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--prompt-tokens", type=int, default=2000)
     bench.add_argument("--gen-tokens", type=int, default=256)
     bench.add_argument("--repeats", type=int, default=3)
-    for part in ("gen", "prefill", "followup", "switch", "ui", "startup"):
+    bench.add_argument("--embed-model", help="embedding GGUF for the index part")
+    for part in ("gen", "prefill", "followup", "switch", "ui", "startup", "index"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
     return parser
 

@@ -112,3 +112,18 @@ def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: 
         result["cold_prefill_s"] = statistics.median(ref.prefill_s(tokens) for _ in range(repeats))
         result["cold_prompt_tokens"] = len(tokens)
     return result
+
+
+def embed_reference(path: str, texts: list[str], batch: int, repeats: int) -> float:
+    """Raw llama.cpp embedding of the same texts in-process: seconds, median of `repeats`."""
+    with _quiet_stderr():
+        llm = open_model(path, embedding=True, n_ctx=512, n_batch=512, n_ubatch=512,
+                         verbose=False)
+    llm.embed(texts[:4], normalize=True, truncate=False)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            llm.embed(texts[start:start + batch], normalize=True, truncate=False)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

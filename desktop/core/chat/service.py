@@ -174,7 +174,7 @@ class ChatService:
         query = user.content if not earlier else f"{earlier[-1].content}\n{user.content}"
         embed, model_id = self.ctx.embedder()
         vector = embed([query])[0] if embed else None
-        hits = search(self.ctx.db, query, collections, k=8, vector=vector, model=model_id)
+        hits = search(self.ctx.db, query, collections, k=6, vector=vector, model=model_id)
         n_ctx = self.model.n_ctx if self.model else int(self.ctx.settings.get("n_ctx") or 4096)
         budget = int(n_ctx * EXCERPT_SHARE)
         chosen, used = [], 0

@@ -81,10 +81,9 @@ class VectorCache:
     def matrix(self, db: Database, collections: tuple[int, ...], model: str
                ) -> tuple[np.ndarray, np.ndarray]:
         marks = ",".join("?" * len(collections))
-        stamp = db.query(
-            f"SELECT COUNT(*) AS n, MAX(e.chunk_id) AS m FROM embeddings e JOIN chunks c ON "
-            f"c.id = e.chunk_id JOIN documents d ON d.id = c.document_id WHERE e.model = ? "
-            f"AND d.collection_id IN ({marks})", (model, *collections))[0]
+        # Any indexing or deletion changes the table's row count or its newest id: a cheap
+        # check (no joins) that decides whether the cached matrix is still right.
+        stamp = db.query("SELECT COUNT(*) AS n, MAX(chunk_id) AS m FROM embeddings")[0]
         key = (collections, model, stamp["n"], stamp["m"])
         with self._lock:
             if key in self._cache:
@@ -132,7 +131,9 @@ def vector_ranking(db: Database, vector: list[float] | np.ndarray | None,
     query = np.asarray(vector, dtype=np.float32)
     query /= max(float(np.linalg.norm(query)), 1e-12)
     scores = matrix @ query
-    top = np.argsort(-scores)[:limit]
+    limit = min(limit, len(scores))
+    top = np.argpartition(-scores, limit - 1)[:limit]
+    top = top[np.argsort(-scores[top])]
     # Nearest is not the same as relevant: below this similarity a passage is noise, and the
     # user is better told that nothing matched.
     return [int(ids[i]) for i in top if scores[i] >= MIN_COSINE]
