@@ -132,7 +132,18 @@ class DocumentsPage(QDialog):
         self.watcher.directoryChanged.connect(self._folder_changed)
         self.watcher.fileChanged.connect(self._folder_changed)
         self._pending_watch: set[int] = set()
+        self.setAcceptDrops(True)
         self.refresh()
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.index_paths(paths)
 
     # --- collections -----------------------------------------------------------------
     def refresh(self) -> None:

@@ -192,6 +192,8 @@ class MainWindow(QMainWindow):
             self.open_conversation(last)
         else:
             self._show_empty()
+        if any(c["watch"] for c in self.ctx.documents.collections()):
+            self.documents_page_instance()  # its folder watcher runs while the app runs
         if not self.ctx.library.list() and not self.ctx.settings.get("starter_registered"):
             self.model_status.setText("Preparing the starter model…")
             run_in_background(self.ctx.ensure_starter, on_done=lambda _: self.refresh_models(),
@@ -357,12 +359,16 @@ class MainWindow(QMainWindow):
         self.models_page.show()
         self.models_page.raise_()
 
-    def open_documents(self) -> None:
+    def documents_page_instance(self) -> Any:
         if self.documents_page is None:
             from desktop.ui.documents_page import DocumentsPage
 
             self.documents_page = DocumentsPage(self.ctx, self)
             self.documents_page.collections_changed.connect(self._update_sources_button)
+        return self.documents_page
+
+    def open_documents(self) -> None:
+        self.documents_page_instance()
         self.documents_page.refresh()
         self.documents_page.show()
         self.documents_page.raise_()
@@ -549,9 +555,13 @@ class MainWindow(QMainWindow):
             messages = self.ctx.chats.messages(self.current_id)
             self._update_meter(messages)
             start = self.service.context_start.get(self.current_id)
-            self.chat_view.set_notice(
-                "Older messages are no longer in the model's context (it is full); "
-                "the model sees only the more recent part of this chat." if start else None)
+            notices = []
+            if start:
+                notices.append("Older messages are no longer in the model's context (it is "
+                               "full); the model sees only the more recent part of this chat.")
+            if self.ctx.documents.attached(self.current_id) and not message.sources:
+                notices.append("No passage in the attached documents matched this question.")
+            self.chat_view.set_notice(" ".join(notices) or None)
         self.refresh_conversations()
 
     def _reply_failed(self, exc: BaseException) -> None:

@@ -63,3 +63,28 @@ def test_collection_chat_with_sources_and_dropped_files(qtbot, data_dir: Path, t
     finally:
         window.close()
         window.ctx.close()
+
+
+def test_watched_folder_is_reindexed_when_a_file_appears(qtbot, data_dir: Path,
+                                                         tmp_path: Path) -> None:
+    from desktop.core.context import AppContext
+
+    ctx = AppContext(data_dir)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nAlpha notes about herons.\n")
+    page = DocumentsPage(ctx)
+    qtbot.addWidget(page)
+    try:
+        collection = page.create_collection("Notes")
+        page.index_paths([str(folder)], collection)
+        qtbot.waitUntil(lambda: not page.runner.busy, timeout=30_000)
+        page.watch_box.setChecked(True)  # watch this collection's folders
+        (folder / "b.md").write_text("# B\n\nBeta notes about kingfishers.\n")
+        qtbot.waitUntil(lambda: len(ctx.documents.documents(collection)) == 2, timeout=30_000)
+        qtbot.waitUntil(lambda: not page.runner.busy, timeout=30_000)
+        from desktop.core.documents.retrieve import search
+
+        assert search(ctx.db, "kingfishers", [collection], k=1)[0].path.endswith("b.md")
+    finally:
+        ctx.close()
