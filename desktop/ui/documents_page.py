@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.context import AppContext
 from desktop.core.documents.index import IndexState
+from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.models_page import _item, _table
 from desktop.ui.tasks import run_in_background
 
@@ -69,7 +70,7 @@ class IndexRunner:
         return state
 
 
-class DocumentsPage(QDialog):
+class DocumentsPage(FileDropTarget, QDialog):
     collections_changed = Signal()
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
@@ -135,15 +136,8 @@ class DocumentsPage(QDialog):
         self.setAcceptDrops(True)
         self.refresh()
 
-    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.index_paths(paths)
+    def files_dropped(self, paths: list[str]) -> None:
+        self.index_paths(paths)
 
     # --- collections -----------------------------------------------------------------
     def refresh(self) -> None:

@@ -35,6 +35,7 @@ from desktop.core.store.chats import Message
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.chat_view import ChatView
 from desktop.ui.composer import Composer
+from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.sidebar import Sidebar
 from desktop.ui.tasks import run_in_background
 
@@ -49,7 +50,7 @@ EMPTY_NO_MODEL = (
 EMPTY_READY = "<h2>Start a conversation</h2><p>Type a message below. Enter sends.</p>"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileDropTarget, QMainWindow):
     text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
 
     def __init__(self, ctx: AppContext) -> None:
@@ -419,15 +420,8 @@ class MainWindow(QMainWindow):
 
         PassageDialog(self.ctx, source, self).exec()
 
-    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.attach_files(paths)
+    def files_dropped(self, paths: list[str]) -> None:
+        self.attach_files(paths)
 
     def attach_files(self, paths: list[str]) -> None:
         """Files dropped on a chat are indexed for that chat only."""

@@ -54,7 +54,14 @@ def test_collection_chat_with_sources_and_dropped_files(qtbot, data_dir: Path, t
         window.new_chat()
         note = tmp_path / "dropped.md"
         note.write_text("# Trip\n\nThe ferry to the island leaves at 7:15 from pier 4.\n")
-        window.attach_files([str(note)])
+        from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+        from PySide6.QtGui import QDropEvent
+
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(note))])
+        drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime,
+                          Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        window.dropEvent(drop)  # the file manager drops the note onto the chat
         qtbot.waitUntil(lambda: "Ready" in window.chat_view.notice.text(), timeout=60_000)
         assert "files dropped here" in window.sources_button.text()
         window.send("When does the ferry leave?")
