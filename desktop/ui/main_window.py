@@ -43,9 +43,9 @@ OPEN_FILE = "__open__"
 EMPTY_NO_MODEL = (
     "<h2>Welcome to Hearth</h2>"
     "<p>Everything you type stays on this computer.</p>"
-    "<p>There is no model yet. Choose <b>Open GGUF file…</b> in the model list above to use a "
-    "model you already have, or install the starter model to try Hearth right away:</p>"
-    "<pre>python -m pip install \"hearth[starter]\"</pre>"
+    "<p>There is no model yet. Click <b>Models…</b> above to download a recommended one (Hearth "
+    "tells you which fit this computer), or choose <b>Open GGUF file…</b> in the model list to "
+    "use a model you already have.</p>"
 )
 EMPTY_READY = "<h2>Start a conversation</h2><p>Type a message below. Enter sends.</p>"
 
