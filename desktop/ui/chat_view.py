@@ -72,6 +72,7 @@ class MessageWidget(QFrame):
     copy_requested = Signal(str)
     source_requested = Signal(dict)
     regenerate_requested = Signal()
+    continue_requested = Signal()
     edit_requested = Signal(str)
 
     def __init__(self, message: Message, parent: QWidget | None = None) -> None:
@@ -109,7 +110,12 @@ class MessageWidget(QFrame):
         self.edit_button = QPushButton("Edit")
         self.edit_button.setFlat(True)
         self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message.content))
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setFlat(True)
+        self.continue_button.setToolTip("Go on writing this reply from where it stopped")
+        self.continue_button.clicked.connect(self.continue_requested.emit)
         actions.addWidget(self.regenerate_button)
+        actions.addWidget(self.continue_button)
         actions.addWidget(self.edit_button)
         actions.addStretch(1)
         layout.addLayout(actions)
@@ -120,6 +126,10 @@ class MessageWidget(QFrame):
         self.regenerate_button.setVisible(last and self.message.role == "assistant"
                                           and self.message.state != "streaming")
         self.edit_button.setVisible(last and self.message.role == "user")
+        unfinished = self.message.state in ("interrupted", "stopped", "failed") or \
+            self.message.stop_reason == "length"
+        self.continue_button.setVisible(last and self.message.role == "assistant" and unfinished
+                                        and bool(self.message.content))
 
     def update_message(self, message: Message) -> None:
         self.message = message
@@ -182,6 +192,7 @@ class MessageWidget(QFrame):
 class ChatView(QScrollArea):
     source_requested = Signal(dict)
     regenerate_requested = Signal()
+    continue_requested = Signal()
     edit_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -228,6 +239,7 @@ class ChatView(QScrollArea):
         widget.copy_requested.connect(lambda text: QGuiApplication.clipboard().setText(text))
         widget.regenerate_requested.connect(self.regenerate_requested.emit)
         widget.source_requested.connect(self.source_requested.emit)
+        widget.continue_requested.connect(self.continue_requested.emit)
         widget.edit_requested.connect(self.edit_requested.emit)
         if self.widgets:
             self.widgets[-1].set_last(False)
@@ -245,6 +257,16 @@ class ChatView(QScrollArea):
         self._stream_text = ""
         self._stick_to_bottom = True
         self.add_message(message)
+        self._timer.start()
+
+    def resume_stream(self) -> None:
+        """Stream into the last message (a reply being continued) instead of a new one."""
+        widget = self.widgets[-1]
+        self._stream_text = widget.message.content
+        widget.message.state = "streaming"
+        widget.update_message(widget.message)
+        widget.set_last(True)
+        self._stick_to_bottom = True
         self._timer.start()
 
     def append(self, piece: str) -> None:

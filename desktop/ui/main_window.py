@@ -126,6 +126,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.chat_view.regenerate_requested.connect(self.regenerate)
         self.chat_view.edit_requested.connect(self.edit_last)
         self.chat_view.source_requested.connect(self.show_source)
+        self.chat_view.continue_requested.connect(self.continue_reply)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.chat_view)
@@ -328,7 +329,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         interrupted = [m for m in messages if m.state == "interrupted"]
         if interrupted and interrupted[-1] is messages[-1]:
             self.chat_view.set_notice("The last reply was cut off when Hearth closed. "
-                                      "Use Regenerate to write it again.")
+                                      "Continue it from where it stopped, or Regenerate it.")
 
     def rename_conversation(self, conversation_id: int) -> None:
         current = self.ctx.chats.conversation(conversation_id).title
@@ -515,6 +516,12 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.chat_view.set_messages(messages)
         self._run_reply(self.service.regenerate, self.current_id)
 
+    def continue_reply(self) -> None:
+        if self.generating or self.current_id is None or not self.chat_view.widgets:
+            return
+        self.chat_view.set_notice(None)
+        self._run_reply(self.service.continue_reply, self.current_id, resume=True)
+
     def edit_last(self, text: str) -> None:
         if self.generating:
             return
@@ -522,13 +529,17 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.composer.setPlainText(text)
         self.composer.setFocus()
 
-    def _run_reply(self, job: Any, *args: Any) -> None:
+    def _run_reply(self, job: Any, *args: Any, resume: bool = False) -> None:
         self.generating = True
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
         self.model_box.setEnabled(False)
-        placeholder = Message(0, self.current_id or 0, "assistant", "", "streaming", time.time())
-        self.chat_view.begin_stream(placeholder)
+        if resume:
+            self.chat_view.resume_stream()
+        else:
+            placeholder = Message(0, self.current_id or 0, "assistant", "", "streaming",
+                                  time.time())
+            self.chat_view.begin_stream(placeholder)
         self.refresh_conversations()
         run_in_background(job, *args, self.text_arrived.emit,
                           on_done=self._reply_done, on_error=self._reply_failed)

@@ -168,3 +168,31 @@ def test_streaming_view_renders_incrementally(qtbot, open_window, data_dir: Path
     assert widget.message.content == text
     assert "print('hi')" in widget.body.toPlainText()
     assert widget.renderer.code_blocks == ["print('hi')\n"]
+
+
+def test_interrupted_reply_can_be_continued(qtbot, open_window, data_dir: Path,
+                                            gemma_path: Path) -> None:
+    from desktop.core.context import AppContext
+
+    _prepare(data_dir, gemma_path, max_tokens=12)
+    ctx = AppContext(data_dir)
+    conversation = ctx.chats.create_conversation("Story", model_path=str(gemma_path))
+    ctx.chats.add_message(conversation.id, "user", "Tell me a story about a lighthouse.")
+    cut = ctx.chats.add_message(conversation.id, "assistant", "", state="streaming")
+    ctx.chats.set_content(cut.id, "Once upon a time, a lighthouse keeper")
+    ctx.close()  # as if the app was killed mid-reply
+
+    window = open_window(data_dir)  # start-up marks the reply interrupted and offers Continue
+    window.open_conversation(conversation.id)
+    last = window.chat_view.widgets[-1]
+    assert last.message.state == "interrupted" and not last.continue_button.isHidden()
+    assert "cut off" in window.chat_view.notice.text()
+    last.continue_button.click()
+    qtbot.waitUntil(lambda: not window.generating, timeout=60_000)
+    messages = window.ctx.chats.messages(conversation.id)
+    assert len(messages) == 2  # the same reply went on, no new message
+    reply = messages[1]
+    assert reply.content.startswith("Once upon a time, a lighthouse keeper")
+    assert len(reply.content) > len("Once upon a time, a lighthouse keeper")
+    assert reply.state == "done" and reply.completion_tokens == 12
+    assert window.chat_view.widgets[-1].message.content == reply.content

@@ -236,9 +236,9 @@ class ChatService:
         return [self._token_counts[k] for k in keys]
 
     def build_prompt(self, conversation: Conversation, model: ModelState,
-                     params: dict[str, Any]) -> list[dict[str, Any]]:
+                     params: dict[str, Any], exclude: int | None = None) -> list[dict[str, Any]]:
         history = [m for m in self.ctx.chats.messages(conversation.id)
-                   if m.role in ("user", "assistant") and m.content]
+                   if m.role in ("user", "assistant") and m.content and m.id != exclude]
         system = conversation.system_prompt.strip()
         fixed = (self.ctx.engine.count_tokens([system])[0] + TURN_OVERHEAD) if system else 0
         budget = history_budget(model.n_ctx, fixed + TURN_OVERHEAD,
@@ -250,8 +250,21 @@ class ChatService:
             turns.insert(0, {"role": "system", "content": system})
         return render_parts(model.fmt, turns)
 
+    def continue_reply(self, conversation_id: int,
+                       on_text: TextCallback | None = None) -> Message:
+        """Go on writing the last reply (interrupted by a crash, stopped, or cut by length)."""
+        messages = self.ctx.chats.messages(conversation_id)
+        if not messages or messages[-1].role != "assistant":
+            raise HearthError("There is no reply to continue in this conversation.")
+        last = messages[-1]
+        if not last.content:
+            return self.regenerate(conversation_id, on_text)
+        return self._respond(self.ctx.chats.conversation(conversation_id), on_text,
+                             last.sources, resume=last)
+
     def _respond(self, conversation: Conversation, on_text: TextCallback | None,
-                 sources: list[dict[str, Any]] | None = None) -> Message:
+                 sources: list[dict[str, Any]] | None = None,
+                 resume: Message | None = None) -> Message:
         chats = self.ctx.chats
         model = self._require_model(conversation)
         if conversation.model_path != model.path:
@@ -259,12 +272,21 @@ class ChatService:
         params = self.sampling(conversation)
         params["stop"] = model.fmt.stop
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
-        parts = self.build_prompt(conversation, model, params)
-        reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
-        if sources:
-            chats.set_context(reply.id, None, sources)  # the reply lists what it could cite
+        if resume is None:
+            parts = self.build_prompt(conversation, model, params)
+            reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
+            if sources:
+                chats.set_context(reply.id, None, sources)  # the reply lists what it could cite
+            text: list[str] = []
+        else:
+            # The prompt up to the reply's turn, then the partial reply itself as the start of
+            # the model's turn: the model carries on from its last word.
+            parts = self.build_prompt(conversation, model, params, exclude=resume.id)
+            parts.append({"text": resume.content, "special": False, "generated": True})
+            reply = resume
+            chats.finish_message(reply.id, "streaming", reply.content)
+            text = [resume.content]
         self._stop_requested.clear()
-        text: list[str] = []
         flushed_at = time.monotonic()
         try:
             generation = self.ctx.engine.generate(parts, params)
