@@ -38,12 +38,11 @@ from desktop.core.models.download_queue import DownloadJob, DownloadQueue
 from desktop.core.models.fit import (
     Memory,
     detect_memory,
-    estimate_from_header,
     estimate_from_size,
+    estimate_from_summary,
     judge,
     recommend,
 )
-from desktop.core.models.gguf import read_gguf
 from desktop.core.models.quant import ModelFile, quality_note
 from desktop.core.models.token import get_token, set_token
 from desktop.ui.tasks import run_in_background
@@ -126,10 +125,11 @@ class ModelsPage(QDialog):
         self.status.setStyleSheet("color:#c0392b" if error else "")
         self.status.setText(text)
 
-    def _fit_item(self, size: int, quant: str | None, exact_path: str | None = None
+    def _fit_item(self, size: int, quant: str | None, summary: dict[str, Any] | None = None
                   ) -> tuple[QTableWidgetItem, Any]:
-        if exact_path:
-            fit = judge(estimate_from_header(read_gguf(exact_path), self.n_ctx), self.memory)
+        if summary and "kv_bytes_per_token" in summary:
+            # From the header summary stored in the library: no file read on the GUI thread.
+            fit = judge(estimate_from_summary(summary, self.n_ctx), self.memory)
         else:
             fit = judge(estimate_from_size(size, quant, self.n_ctx), self.memory)
         return _item(FIT_SHORT[fit.label], fit.text, FIT_COLORS[fit.label]), fit
@@ -380,7 +380,8 @@ class ModelsPage(QDialog):
             for col, value in enumerate(values):
                 self.installed.setItem(row, col, _item(value))
             if e.exists:
-                fit_item, _ = self._fit_item(0, None, exact_path=e.path)
+                fit_item, _ = self._fit_item(int(m.get("file_size", 0)), m.get("quantization"),
+                                             summary=m)
             else:
                 fit_item = _item("file missing", e.path, "#c0392b")
             self.installed.setItem(row, 7, fit_item)

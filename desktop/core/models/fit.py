@@ -87,16 +87,15 @@ def _overhead(weights: int) -> int:
 
 
 def estimate_from_header(info: GGUFInfo, n_ctx: int) -> Estimate:
-    layers = info.block_count or 0
-    n_ctx = min(n_ctx, info.context_length or n_ctx)
-    heads = info.arch_value("attention.head_count") or 0
-    kv_heads = info.arch_value("attention.head_count_kv") or heads
-    embed = info.arch_value("embedding_length") or 0
-    key_len = info.arch_value("attention.key_length") or (embed // heads if heads else 0)
-    value_len = info.arch_value("attention.value_length") or key_len
-    kv_heads = max(kv_heads) if isinstance(kv_heads, list) else kv_heads  # per-layer lists
-    kv = layers * n_ctx * kv_heads * (key_len + value_len) * 2
-    return Estimate(info.file_size, int(kv), _overhead(info.file_size), n_ctx, layers, True)
+    return estimate_from_summary(info.summary(), n_ctx)
+
+
+def estimate_from_summary(summary: dict[str, Any], n_ctx: int) -> Estimate:
+    """The exact estimate from a header summary (kept in the library, so no file read)."""
+    n_ctx = min(n_ctx, summary.get("context_length") or n_ctx)
+    size = int(summary["file_size"])
+    kv = int(summary["kv_bytes_per_token"]) * n_ctx
+    return Estimate(size, kv, _overhead(size), n_ctx, summary.get("block_count"), True)
 
 
 def estimate_from_size(size: int, quant: str | None, n_ctx: int) -> Estimate:

@@ -120,7 +120,18 @@ class GGUFInfo:
             "has_chat_template": self.chat_template is not None,
             "file_size": self.file_size,
             "gguf_version": self.version,
+            "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
+
+    def kv_bytes_per_token(self) -> int:
+        """f16 K and V for one token across all layers (what the KV cache costs per token)."""
+        heads = self.arch_value("attention.head_count") or 0
+        kv_heads = self.arch_value("attention.head_count_kv") or heads
+        kv_heads = max(kv_heads) if isinstance(kv_heads, list) else kv_heads  # per-layer lists
+        embed = self.arch_value("embedding_length") or 0
+        key_len = self.arch_value("attention.key_length") or (embed // heads if heads else 0)
+        value_len = self.arch_value("attention.value_length") or key_len
+        return int((self.block_count or 0) * kv_heads * (key_len + value_len) * 2)
 
 
 class _Cursor:
