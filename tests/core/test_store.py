@@ -73,6 +73,28 @@ def test_streaming_rows_become_interrupted(store: ChatStore) -> None:
     assert message.state == "interrupted" and message.content == "partial"
 
 
+def test_a_live_writers_reply_is_not_marked_interrupted(store: ChatStore) -> None:
+    import subprocess
+    import sys
+
+    conv = store.create_conversation("x")
+    live = store.add_message(conv.id, "assistant", "", state="streaming")
+    dead = store.add_message(conv.id, "assistant", "", state="streaming")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        gone_pid = subprocess.Popen([sys.executable, "-c", "pass"])  # one that has exited
+        gone_pid.wait()
+        store.db.execute("UPDATE messages SET writer_pid = ? WHERE id = ?", (other.pid, live.id))
+        store.db.execute("UPDATE messages SET writer_pid = ? WHERE id = ?",
+                         (gone_pid.pid, dead.id))
+        assert store.mark_interrupted() == 1
+        assert store.message(live.id).state == "streaming"  # another Hearth is still writing
+        assert store.message(dead.id).state == "interrupted"
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_delete_messages_from(store: ChatStore) -> None:
     conv = store.create_conversation("x")
     ids = [store.add_message(conv.id, r, t).id for r, t in

@@ -284,7 +284,7 @@ class ChatService:
             parts = self.build_prompt(conversation, model, params, exclude=resume.id)
             parts.append({"text": resume.content, "special": False, "generated": True})
             reply = resume
-            chats.finish_message(reply.id, "streaming", reply.content)
+            chats.resume_message(reply.id)
             text = [resume.content]
         self._stop_requested.clear()
         flushed_at = time.monotonic()

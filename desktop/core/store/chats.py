@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ class Message:
     error: str | None = None
     context: str | None = None  # document excerpts this user turn was sent with
     sources_json: str | None = None
+    writer_pid: int | None = None
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -160,9 +162,11 @@ class ChatStore:
         now = time.time()
         with self.db.lock:
             cur = self.db.execute(
-                "INSERT INTO messages(conversation_id, role, content, state, created_at, finished_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (conversation_id, role, content, state, now, None if state == "streaming" else now),
+                "INSERT INTO messages(conversation_id, role, content, state, created_at,"
+                " finished_at, writer_pid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, content, state, now,
+                 None if state == "streaming" else now,
+                 os.getpid() if state == "streaming" else None),
             )
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
@@ -205,6 +209,11 @@ class ChatStore:
         )
         return self.message(message_id)
 
+    def resume_message(self, message_id: int) -> None:
+        """A reply being continued is streaming again, written by this process."""
+        self.db.execute("UPDATE messages SET state = 'streaming', finished_at = NULL, "
+                        "writer_pid = ? WHERE id = ?", (os.getpid(), message_id))
+
     def delete_messages_from(self, conversation_id: int, message_id: int) -> None:
         """Drop a message and everything after it (regenerate, edit-and-resend)."""
         self.db.execute(
@@ -213,9 +222,18 @@ class ChatStore:
         )
 
     def mark_interrupted(self) -> int:
-        """At start-up: replies that were streaming when the app died become `interrupted`."""
-        cur = self.db.execute(
-            "UPDATE messages SET state = 'interrupted', finished_at = ? WHERE state = 'streaming'",
-            (time.time(),),
-        )
-        return cur.rowcount
+        """At start-up: replies that were streaming when their writer died become `interrupted`.
+
+        A reply still being written by another live Hearth process (the GUI while the CLI
+        starts) is left alone.
+        """
+        import psutil
+
+        rows = self.db.query("SELECT id, writer_pid FROM messages WHERE state = 'streaming'")
+        dead = [r["id"] for r in rows
+                if not r["writer_pid"] or r["writer_pid"] == os.getpid()
+                or not psutil.pid_exists(r["writer_pid"])]
+        for message_id in dead:
+            self.db.execute("UPDATE messages SET state = 'interrupted', finished_at = ? "
+                            "WHERE id = ?", (time.time(), message_id))
+        return len(dead)

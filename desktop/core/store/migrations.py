@@ -128,6 +128,8 @@ V3_DOCUMENTS = """
         );
         ALTER TABLE messages ADD COLUMN context TEXT;
         ALTER TABLE messages ADD COLUMN sources_json TEXT;
+        -- the process writing a streaming reply: start-up leaves a live writer's reply alone
+        ALTER TABLE messages ADD COLUMN writer_pid INTEGER;
 """
 
 # SQL scripts; the runner wraps each in BEGIN EXCLUSIVE ... COMMIT with its version bump.
