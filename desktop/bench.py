@@ -21,6 +21,7 @@ from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
 from desktop.core.models.gguf import read_gguf
 
+LONG_TOKENS = 2000
 FILLER = ("The old lighthouse keeper wrote in his log every evening: the weather, the ships "
           "that passed, the colour of the sea at dusk, and the number {n} he painted on the "
           "door. ")
@@ -104,6 +105,13 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
         out["followup_ttft_s"] = statistics.median(ttfts)
     if "switch" in want:
         out.update(_switch(client, fmt, args, greedy))
+    if "long" in want:
+        parts = render_parts(fmt, user("Tell me a very long story."))
+        generation = client.generate(parts, {**greedy, "max_tokens": LONG_TOKENS,
+                                             "ignore_eos": True})
+        done = generation.wait()
+        out["long_parts"] = parts
+        out["long_tail_over_head"] = done["tokens_per_s_tail"] / done["tokens_per_s_head"]
     return out, prompt_parts, followup
 
 
@@ -141,9 +149,9 @@ def _ratio(ours: float | None, ref: float | None, invert: bool = False) -> float
 
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
-    parts = ("gen", "prefill", "followup", "switch", "ui", "startup", "index")
+    parts = ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index")
     want = {p for p in parts if getattr(args, p, False)} or set(parts)
-    model_parts = want & {"gen", "prefill", "followup", "switch"}
+    model_parts = want & {"gen", "prefill", "followup", "switch", "long"}
     rows: list[tuple[str, float, float, float | None, str]] = []
     report: dict[str, Any] = {"parts": sorted(want)}
     if model_parts:
@@ -221,7 +229,7 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
                         bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
     threads = args.threads or _physical_cores()
     threads_batch = args.threads or os.cpu_count() or threads
-    n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256)
+    n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256, LONG_TOKENS + 256)
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as states:
         client = EngineClient(paths.logs_dir(data_dir) / "bench-engine.log")
         try:
@@ -236,6 +244,8 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
     ref = run_reference(str(model), prompt_parts, gen_tokens=args.gen_tokens,
                         followup=followup if "followup" in want else None,
                         cold=ours.pop("switch_parts", None),
+                        long=(ours.pop("long_parts"), LONG_TOKENS) if "long" in want else None,
+                        want=frozenset(want),
                         repeats=args.repeats, n_ctx=n_ctx, n_threads=threads,
                         n_threads_batch=threads_batch)
     report.update({"model": str(model), "threads": threads, "threads_batch": threads_batch,
@@ -255,6 +265,11 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
                      _ratio(ours["followup_ttft_s"], ref["followup_ttft_s"]),
                      f"{ours['followup_cached_tokens']}/{ours['followup_prompt_tokens']} "
                      f"cached; ref = only the {ref['followup_new_tokens']} new; target <= 1.2"))
+    if "long" in want:
+        rows.append(("2000-token reply tail/head", ours["long_tail_over_head"],
+                     ref["long_tail_over_head"],
+                     _ratio(ours["long_tail_over_head"], ref["long_tail_over_head"]),
+                     "speed of the last vs first 500 tokens; ratio ~1 = flat per-token cost"))
     if "switch" in want:
         rows.append(("chat switch TTFT s", ours["switch_ttft_s"], ref["cold_prefill_s"],
                      _ratio(ours["switch_ttft_s"], ref["cold_prefill_s"]),

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gen-tokens", type=int, default=256)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--embed-model", help="embedding GGUF for the index part")
-    for part in ("gen", "prefill", "followup", "switch", "ui", "startup", "index"):
+    for part in ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
     return parser
 

@@ -16,7 +16,13 @@ from typing import Any
 
 import llama_cpp
 
-from desktop.engine_worker.runner import Decoder, Runner, build_sampler, open_model
+from desktop.engine_worker.runner import (
+    Decoder,
+    Runner,
+    build_sampler,
+    open_model,
+    quarter_rates,
+)
 
 
 @contextmanager
@@ -67,6 +73,21 @@ class Reference:
         finally:
             llama_cpp.llama_sampler_free(sampler)
 
+    def long_rates(self, prompt: list[int], n: int) -> dict[str, float]:
+        """Speed over the first and last quarter of an n-token greedy reply."""
+        self.prefill_s(prompt)
+        sampler = build_sampler({"temperature": 0}, 0)
+        one = Decoder(self.llm.ctx, 1)
+        stamps = []
+        try:
+            for _ in range(n):
+                token = llama_cpp.llama_sampler_sample(sampler, self.llm.ctx, -1)
+                stamps.append(time.perf_counter())
+                one.decode([token])
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        return quarter_rates(stamps)
+
     def first_token_s(self, history: list[int], new: list[int]) -> float:
         """Time to first token when `history` is cached and only `new` must be processed."""
         self.clear()
@@ -83,22 +104,24 @@ class Reference:
 
 def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: int,
                   followup: tuple[list[dict[str, Any]], int] | None,
-                  cold: list[dict[str, Any]] | None = None, repeats: int,
+                  cold: list[dict[str, Any]] | None = None,
+                  long: tuple[list[dict[str, Any]], int] | None = None,
+                  want: frozenset[str] = frozenset({"prefill", "gen"}), repeats: int,
                   n_ctx: int, n_threads: int, n_threads_batch: int) -> dict[str, Any]:
     ref = Reference(path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch)
     prompt = ref.tokenize_parts(prompt_parts)
     ref.prefill_s(prompt[:64])  # warm-up
     ref.generate_s(8)
-    prefill = [len(prompt) / ref.prefill_s(prompt) for _ in range(repeats)]
-    gen = []
-    for _ in range(repeats):
-        ref.prefill_s(prompt[:32])
-        gen.append(gen_tokens / ref.generate_s(gen_tokens))
-    result: dict[str, Any] = {
-        "prompt_tokens": len(prompt),
-        "prefill_tokens_per_s": statistics.median(prefill),
-        "gen_tokens_per_s": statistics.median(gen),
-    }
+    result: dict[str, Any] = {"prompt_tokens": len(prompt)}
+    if "prefill" in want:
+        prefill = [len(prompt) / ref.prefill_s(prompt) for _ in range(repeats)]
+        result["prefill_tokens_per_s"] = statistics.median(prefill)
+    if "gen" in want:
+        gen = []
+        for _ in range(repeats):
+            ref.prefill_s(prompt[:32])
+            gen.append(gen_tokens / ref.generate_s(gen_tokens))
+        result["gen_tokens_per_s"] = statistics.median(gen)
     if followup is not None:
         parts, cached = followup
         tokens = ref.tokenize_parts(parts)
@@ -106,6 +129,10 @@ def run_reference(path: str, prompt_parts: list[dict[str, Any]], *, gen_tokens: 
         times = [ref.first_token_s(tokens[:cached], tokens[cached:]) for _ in range(repeats)]
         result["followup_new_tokens"] = len(tokens) - cached
         result["followup_ttft_s"] = statistics.median(times)
+    if long is not None:
+        parts, n = long
+        rates = ref.long_rates(ref.tokenize_parts(parts), n)
+        result["long_tail_over_head"] = rates["tokens_per_s_tail"] / rates["tokens_per_s_head"]
     if cold is not None:
         # What an app without a KV state cache pays to return to a chat: the whole prompt.
         tokens = ref.tokenize_parts(cold)

@@ -344,6 +344,7 @@ class Runner:
         first_token_at: float | None = None
         stop_reason = "length"
         cut_at_stop = False
+        stamps: list[float] = []  # per-token times: shows whether per-token cost stays flat
         ignore_eos = bool(params.get("ignore_eos"))  # benchmarks: always generate max_tokens
         decode_one = Decoder(llm.ctx, 1)
         try:
@@ -358,6 +359,7 @@ class Runner:
                     stop_reason = "stop"
                     break
                 generated.append(token)
+                stamps.append(time.perf_counter())
                 n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
                 text += utf8.decode(buf.raw[:max(n, 0)])
                 cut = _find_stop(text, stops, sent)
@@ -396,6 +398,7 @@ class Runner:
              tokens_per_s=(len(generated) - 1) / gen_s if len(generated) > 1 and gen_s > 0 else 0.0,
              text_length=len(text),
              state_restored=restored,
+             **quarter_rates(stamps),
              n_ctx=llm.n_ctx())
 
     # --- embed -------------------------------------------------------------------------
@@ -406,6 +409,17 @@ class Runner:
         # truncate=False: llama-cpp-python would otherwise silently cut long inputs (DESIGN 8).
         vectors = self.embedder.embed(texts, normalize=True, truncate=False) if texts else []
         emit("embedded", vectors=vectors)
+
+
+def quarter_rates(stamps: list[float]) -> dict[str, float]:
+    """Tokens/s over the first and the last quarter of a long reply (empty if short)."""
+    n = len(stamps)
+    if n < 64:
+        return {}
+    q = n // 4
+    head = (q - 1) / max(stamps[q - 1] - stamps[0], 1e-9)
+    tail = (q - 1) / max(stamps[-1] - stamps[-q], 1e-9)
+    return {"tokens_per_s_head": head, "tokens_per_s_tail": tail}
 
 
 def _partial_stop(text: str, stops: list[str]) -> int:
