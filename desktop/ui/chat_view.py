@@ -11,7 +11,7 @@ import html
 import time
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -41,6 +41,20 @@ def is_dark() -> bool:
     if app is None:
         return False
     return app.styleHints().colorScheme() == Qt.ColorScheme.Dark  # type: ignore[attr-defined]
+
+
+def _stable_split(text: str) -> int:
+    """Index after the last paragraph break that lies outside a fenced code block."""
+    split = 0
+    in_fence = False
+    position = 0
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        position += len(line)
+        if not in_fence and not line.strip() and position < len(text):
+            split = position
+    return split
 
 
 class MessageBody(QTextBrowser):
@@ -160,11 +174,36 @@ class MessageWidget(QFrame):
             self.source_requested.emit(sources[index])
 
     def render_text(self, text: str) -> None:
+        """Full render (a finished message)."""
         self.message.content = text
+        self._stable_chars = 0
+        self._tail_at = 0
         if self.message.role == "user":
             self.body.setPlainText(text)
         else:
             self.body.setHtml(self.renderer.render(text))
+
+    def render_streaming(self, text: str) -> None:
+        """Incremental render while a reply streams: blocks that can no longer change (before
+        the last blank line outside a code fence) are rendered once and appended; only the
+        unfinished tail is re-rendered. Re-rendering the whole reply each time grew with its
+        length (29 ms at 5 KB here); this stays proportional to the newest paragraph. The
+        final full render in end_stream fixes anything the piecewise Markdown got wrong."""
+        self.message.content = text
+        split = _stable_split(text)
+        cursor = QTextCursor(self.body.document())
+        cursor.beginEditBlock()
+        cursor.setPosition(self._tail_at)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        cursor.removeSelectedText()
+        if split > self._stable_chars:
+            cursor.insertHtml(self.renderer.render(text[self._stable_chars:split]))
+            self._stable_chars = split
+            self._tail_at = cursor.position()
+        tail = text[self._stable_chars:]
+        if tail.strip():
+            cursor.insertHtml(self.renderer.render(tail))
+        cursor.endEditBlock()
 
     def _header_html(self) -> str:
         m = self.message
@@ -280,7 +319,7 @@ class ChatView(QScrollArea):
         self._stream_text += "".join(self._buffer)
         self._buffer.clear()
         self._dirty = False
-        self.widgets[-1].render_text(self._stream_text)
+        self.widgets[-1].render_streaming(self._stream_text)
 
     def end_stream(self, message: Message | None) -> None:
         self._timer.stop()

@@ -159,15 +159,22 @@ def test_streaming_view_renders_incrementally(qtbot, open_window, data_dir: Path
 
     view = window.chat_view
     view.begin_stream(Message(0, 0, "assistant", "", "streaming", 0.0))
-    text = "".join(f"word{i} " for i in range(3000)) + "\n\n```python\nprint('hi')\n```\n"
+    text = "".join(f"word{i} " + ("\n\n" if i % 100 == 99 else "") for i in range(3000)) + \
+        "\n\n```python\nprint('hi')\n\nprint('there')\n```\n"
+    widget = view.widgets[-1]
     for i in range(0, len(text), 7):
         view.append(text[i:i + 7])
-    qtbot.wait(150)  # the render timer fires at most ~15 times a second
+        if i % 7000 == 0:
+            qtbot.wait(80)  # the render timer fires at most ~15 times a second
+    qtbot.wait(150)
+    # While streaming, finished paragraphs were rendered once and kept; only the tail changes.
+    assert widget._stable_chars > len(text) // 2
+    assert "word2999" in widget.body.toPlainText()
+    assert "print('there')" in widget.body.toPlainText()  # a blank line inside a fence
     view.end_stream(Message(0, 0, "assistant", text, "done", 0.0))
-    widget = view.widgets[-1]
     assert widget.message.content == text
     assert "print('hi')" in widget.body.toPlainText()
-    assert widget.renderer.code_blocks == ["print('hi')\n"]
+    assert widget.renderer.code_blocks == ["print('hi')\n\nprint('there')\n"]
 
 
 def test_interrupted_reply_can_be_continued(qtbot, open_window, data_dir: Path,
