@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from desktop.core.documents.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_sections
 from desktop.core.documents.extract import SUPPORTED, DocumentError, extract, kind_of
 from desktop.core.errors import HearthError, NotFound
@@ -269,6 +267,8 @@ class DocumentIndex:
             raise DocumentError(f"{path.name}: {len(chunks)} passages is over the limit of "
                                 f"{limits.max_chunks_per_file} per file (change it in settings).")
         vectors: list[list[float]] = []
+        import numpy as np  # only when indexing: keeps numpy out of the app's start-up
+
         if embedder is not None:
             for start in range(0, len(chunks), EMBED_BATCH):
                 if state.cancelled:
