@@ -67,3 +67,24 @@ def test_ruff_is_clean() -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "desktop", "tests", "main.py"],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_window_start_up_loads_no_heavy_library(tmp_path) -> None:  # noqa: ANN001
+    # The window must open fast and small: llama.cpp lives in the worker, the Hub client and
+    # numpy load on first use (DESIGN 1).
+    code = (
+        "import sys, os\n"
+        "os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from desktop.app import create_app, build_window\n"
+        "app = create_app()\n"
+        f"window = build_window(__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "window.show(); app.processEvents()\n"
+        "heavy = [m for m in ('llama_cpp', 'huggingface_hub', 'numpy', 'pypdfium2', 'docx')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+        "window.close(); window.ctx.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120,
+                            env={**os.environ, "HEARTH_DATA_DIR": str(tmp_path)})
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
