@@ -69,6 +69,12 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_core_type_checks() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy", "desktop/core"], capture_output=True,
+                            text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_window_start_up_loads_no_heavy_library(tmp_path) -> None:  # noqa: ANN001
     # The window must open fast and small: llama.cpp lives in the worker, the Hub client and
     # numpy load on first use (DESIGN 1).

@@ -99,7 +99,8 @@ class DocumentIndex:
         cur = self.db.execute(
             "INSERT INTO collections(name, conversation_id, created_at) VALUES (?, ?, ?)",
             (name, conversation_id, time.time()))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     def collection_id(self, name: str, create: bool = False) -> int:
         rows = self.db.query("SELECT id FROM collections WHERE name = ?", (name,))

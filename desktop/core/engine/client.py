@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.engine import protocol
-from desktop.core.errors import EngineCrashed, EngineError, ModelFileError
+from desktop.core.errors import EngineCrashed, EngineError, HearthError, ModelFileError
 
 CANCEL_GRACE_S = 3.0  # a worker that ignores cancel this long is killed and respawned
 CRASH_MESSAGE = "The model stopped unexpectedly."
@@ -206,7 +206,7 @@ class EngineClient:
         with self._pending_lock:
             self._pending.pop(request_id, None)
 
-    def _error_from(self, event: dict[str, Any]) -> EngineError:
+    def _error_from(self, event: dict[str, Any]) -> HearthError:
         if event.get("kind") == "crashed":
             self.loaded = None
             code = event.get("returncode")

@@ -97,7 +97,8 @@ class ChatStore:
             " settings_json) VALUES (?, ?, ?, ?, ?, ?)",
             (title, now, now, model_path, system_prompt, json.dumps(settings or {})),
         )
-        return self.conversation(int(cur.lastrowid))
+        assert cur.lastrowid is not None
+        return self.conversation(cur.lastrowid)
 
     def conversation(self, conversation_id: int) -> Conversation:
         rows = self.db.query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
@@ -171,7 +172,8 @@ class ChatStore:
             self.db.execute(
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
             )
-        return self.message(int(cur.lastrowid))
+        assert cur.lastrowid is not None
+        return self.message(cur.lastrowid)
 
     def message(self, message_id: int) -> Message:
         rows = self.db.query("SELECT * FROM messages WHERE id = ?", (message_id,))
