@@ -39,6 +39,19 @@ def _long_text(tokens: int, salt: str) -> str:
     return salt + " " + "".join(FILLER.format(n=i) for i in range(sentences))
 
 
+def _first_token(client: EngineClient, parts: list[dict[str, Any]], params: dict[str, Any]
+                 ) -> tuple[float, dict[str, Any]]:
+    """Time to the first streamed piece of a one-token reply, seen by the client, and the
+    worker's done event."""
+    started = time.perf_counter()
+    generation = client.generate(parts, {**params, "max_tokens": 1})
+    first = None
+    for _ in generation:
+        first = first or time.perf_counter()
+    assert generation.result is not None
+    return (first or time.perf_counter()) - started, generation.result
+
+
 def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[str]
           ) -> tuple[dict[str, Any], list[dict[str, Any]], tuple[list[dict[str, Any]], int] | None]:
     greedy = {"temperature": 0, "stop": fmt.stop}
@@ -51,16 +64,11 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
         for i in range(args.repeats):
             # A different first word each run: nothing of the prompt is in the KV cache.
             parts = render_parts(fmt, user(_long_text(args.prompt_tokens, f"run {i + 1}")))
-            started = time.perf_counter()
-            generation = client.generate(parts, {**greedy, "max_tokens": 1})
-            first = None
-            for _ in generation:
-                first = first or time.perf_counter()
-            done = generation.result
+            ttft, done = _first_token(client, parts, greedy)
             # Only the template prefix (BOS, turn marker) may come from the cache.
             assert done["cached_tokens"] < 16, "prefill bench must start from a cold cache"
             speeds.append((done["prompt_tokens"] - done["cached_tokens"]) / done["prefill_s"])
-            ttfts.append((first or time.perf_counter()) - started)
+            ttfts.append(ttft)
         out["prompt_tokens"] = done["prompt_tokens"]
         out["prefill_tokens_per_s"] = statistics.median(speeds)
         out["prefill_client_ttft_s"] = statistics.median(ttfts)
@@ -91,13 +99,8 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
                     {"role": "user", "content": f"Question {i}: what colour was the sea at dusk, "
                      "and which number was painted on the door on the last evening?"}]
             parts = render_parts(fmt, turn)
-            started = time.perf_counter()
-            generation = client.generate(parts, {**greedy, "max_tokens": 1})
-            got = None
-            for _ in generation:
-                got = got or time.perf_counter()
-            done = generation.result
-            ttfts.append((got or time.perf_counter()) - started)
+            ttft, done = _first_token(client, parts, greedy)
+            ttfts.append(ttft)
             cached = done["cached_tokens"]
             out["followup_prompt_tokens"] = done["prompt_tokens"]
             out["followup_cached_tokens"] = cached
@@ -124,28 +127,26 @@ def _switch(client: EngineClient, fmt: Any, args: argparse.Namespace,
         reply = "".join(client.generate(render_parts(fmt, turns),
                                         {**greedy, "max_tokens": 8, "session": name}))
         turns.append({"role": "assistant", "content": reply})
-    ttfts, parts, done = [], [], {}
+    ttfts: list[float] = []
+    parts: list[dict[str, Any]] = []
+    done: dict[str, Any] = {}
     for i in range(args.repeats):
         for name in ("A", "B"):  # B runs between the timed returns to A
             turn = [*chats[name], {"role": "user", "content": f"Question {i} for {name}?"}]
             parts_now = render_parts(fmt, turn)
-            started = time.perf_counter()
-            generation = client.generate(parts_now, {**greedy, "max_tokens": 1, "session": name})
-            got = None
-            for _ in generation:
-                got = got or time.perf_counter()
+            ttft, result = _first_token(client, parts_now, {**greedy, "session": name})
             if name == "A":
-                ttfts.append((got or time.perf_counter()) - started)
-                parts, done = parts_now, generation.result
+                ttfts.append(ttft)
+                parts, done = parts_now, result
     return {"switch_ttft_s": statistics.median(ttfts), "switch_parts": parts,
             "switch_prompt_tokens": done["prompt_tokens"],
             "switch_state_restored": done["state_restored"]}
 
 
-def _ratio(ours: float | None, ref: float | None, invert: bool = False) -> float | None:
+def _ratio(ours: float | None, ref: float | None) -> float | None:
     if not ours or not ref:
         return None
-    return ref / ours if invert else ours / ref
+    return ours / ref
 
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:

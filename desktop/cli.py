@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +150,30 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("\nhearth: stopped.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`hearth models list | head`): not an error worth a traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
-def _context(data_dir: Path):  # noqa: ANN202 - imported lazily to keep --help fast
-    from desktop.core.context import AppContext
+@contextmanager
+def _context(data_dir: Path) -> Iterator[Any]:
+    """The app's core for one command, closed (worker shut down, database closed) after it."""
+    from desktop.core.context import AppContext  # imported lazily to keep --help fast
 
-    return AppContext(data_dir)
+    ctx = AppContext(data_dir)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
     from desktop.core.chat.service import ChatService
 
-    ctx = _context(data_dir)
-    try:
+    with _context(data_dir) as ctx:
         service = ChatService(ctx)
         if not args.model and not ctx.settings.get("last_model"):
             ctx.ensure_starter()
@@ -216,8 +229,6 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 for source in sources:
                     print(f"  [{source['n']}] {source['location']}  ({source['path']})")
         return 0
-    finally:
-        ctx.close()
 
 
 def _conversation_dict(ctx: Any, conversation_id: int) -> dict[str, Any]:
@@ -246,8 +257,7 @@ def to_markdown(data: dict[str, Any]) -> str:
 
 
 def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
-    ctx = _context(data_dir)
-    try:
+    with _context(data_dir) as ctx:
         chats = ctx.chats
         if args.history_command in ("list", "search"):
             found = (chats.search(args.query) if args.history_command == "search"
@@ -274,28 +284,20 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
         else:
             print(text)
         return 0
-    finally:
-        ctx.close()
 
 
 def cmd_models(args: argparse.Namespace, data_dir: Path) -> int:
     from desktop.cli_models import run_models_command
 
-    ctx = _context(data_dir)
-    try:
+    with _context(data_dir) as ctx:
         return run_models_command(args, ctx)
-    finally:
-        ctx.close()
 
 
 def cmd_docs(args: argparse.Namespace, data_dir: Path) -> int:
     from desktop.cli_docs import run_docs_command
 
-    ctx = _context(data_dir)
-    try:
+    with _context(data_dir) as ctx:
         return run_docs_command(args, ctx)
-    finally:
-        ctx.close()
 
 
 def cmd_bench(args: argparse.Namespace, data_dir: Path) -> int:

@@ -38,3 +38,8 @@ class StoreError(HearthError):
 
 class NotFound(HearthError):
     """A conversation, message or model that does not exist."""
+
+
+def error_text(exc: BaseException) -> str:
+    """The sentence to show for any exception: ours carry one, others fall back to str()."""
+    return exc.message if isinstance(exc, HearthError) else (str(exc) or type(exc).__name__)

@@ -43,12 +43,13 @@ def is_dark() -> bool:
     return app.styleHints().colorScheme() == Qt.ColorScheme.Dark  # type: ignore[attr-defined]
 
 
-def _stable_split(text: str) -> int:
-    """Index after the last paragraph break that lies outside a fenced code block."""
-    split = 0
+def _stable_split(text: str, start: int = 0) -> int:
+    """Index after the last paragraph break outside a fenced code block, scanning from
+    `start` (an earlier split point, so never inside a fence): each tick reads only new text."""
+    split = start
     in_fence = False
-    position = 0
-    for line in text.splitlines(keepends=True):
+    position = start
+    for line in text[start:].splitlines(keepends=True):
         if line.lstrip().startswith(("```", "~~~")):
             in_fence = not in_fence
         position += len(line)
@@ -190,7 +191,7 @@ class MessageWidget(QFrame):
         length (29 ms at 5 KB here); this stays proportional to the newest paragraph. The
         final full render in end_stream fixes anything the piecewise Markdown got wrong."""
         self.message.content = text
-        split = _stable_split(text)
+        split = _stable_split(text, self._stable_chars)
         cursor = QTextCursor(self.body.document())
         cursor.beginEditBlock()
         cursor.setPosition(self._tail_at)

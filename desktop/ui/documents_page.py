@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.context import AppContext
 from desktop.core.documents.index import IndexState
+from desktop.core.errors import error_text
 from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.models_page import _item, _table
 from desktop.ui.tasks import run_in_background
@@ -192,7 +193,7 @@ class DocumentsPage(FileDropTarget, QDialog):
         try:
             collection = self.ctx.documents.create_collection(name)
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.progress_label.setText(getattr(exc, "message", str(exc)))
+            self.progress_label.setText(error_text(exc))
             return None
         self.refresh()
         ids = [c["id"] for c in self.collections]
@@ -283,7 +284,7 @@ class DocumentsPage(FileDropTarget, QDialog):
     def _index_failed(self, exc: BaseException) -> None:
         self.timer.stop()
         self.progress.hide()
-        self.progress_label.setText(getattr(exc, "message", str(exc)))
+        self.progress_label.setText(error_text(exc))
         self.refresh()
 
     def choose_embed_model(self) -> None:

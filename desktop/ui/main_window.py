@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
-from desktop.core.errors import HearthError
+from desktop.core.errors import EngineCrashed, HearthError
 from desktop.core.models.library import STARTER_NOTE
 from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Message
@@ -576,7 +576,7 @@ class MainWindow(FileDropTarget, QMainWindow):
             # Show what was kept (the partial reply is saved as failed/stopped).
             self.chat_view.set_messages(self.ctx.chats.messages(self.current_id))
         self.show_error(exc)
-        if isinstance(exc, HearthError) and "stopped unexpectedly" in exc.message:
+        if isinstance(exc, EngineCrashed):
             self.error_label.setText(exc.message + " The partial reply was kept; send again "
                                      "to restart the model.")
         self.refresh_conversations()

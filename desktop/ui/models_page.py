@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.context import AppContext
+from desktop.core.errors import error_text
 from desktop.core.models import hub
 from desktop.core.models.catalog import load_catalog
 from desktop.core.models.download_queue import DownloadJob, DownloadQueue
@@ -121,6 +122,9 @@ class ModelsPage(QDialog):
         self.refresh_installed()
 
     # --- helpers -------------------------------------------------------------------
+    def show_error(self, exc: BaseException) -> None:
+        self.show_status(error_text(exc), error=True)
+
     def show_status(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet("color:#c0392b" if error else "")
         self.status.setText(text)
@@ -173,7 +177,7 @@ class ModelsPage(QDialog):
             raise hub.HubError(f"{entry.repo} no longer has {entry.file}.")
 
         run_in_background(resolve, on_done=lambda m: self.start_download(entry.repo, m),
-                          on_error=lambda e: self.show_status(getattr(e, "message", str(e)), True))
+                          on_error=self.show_error)
 
     # --- search ----------------------------------------------------------------------
     def _search_tab(self) -> QWidget:
@@ -211,7 +215,7 @@ class ModelsPage(QDialog):
         sort = self.sort_box.currentText()
         run_in_background(lambda: hub.search(query, sort=sort, limit=30, token=get_token()),
                           on_done=self._show_results,
-                          on_error=lambda e: self.show_status(getattr(e, "message", str(e)), True))
+                          on_error=self.show_error)
 
     def _show_results(self, results: list[dict[str, Any]]) -> None:
         self.results.setRowCount(0)
@@ -235,7 +239,7 @@ class ModelsPage(QDialog):
         self.show_status(f"Listing the files of {repo}…")
         run_in_background(lambda: hub.repo_files(repo, token=get_token()),
                           on_done=self._show_files,
-                          on_error=lambda e: self.show_status(getattr(e, "message", str(e)), True))
+                          on_error=self.show_error)
 
     def _show_files(self, listing: hub.RepoFiles) -> None:
         self.files.setRowCount(0)
@@ -397,7 +401,7 @@ class ModelsPage(QDialog):
         try:
             self.ctx.library.add(path, source=source)
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.show_status(getattr(exc, "message", str(exc)), True)
+            self.show_error(exc)
             return
         self.refresh_installed()
         self.library_changed.emit()

@@ -64,8 +64,13 @@ class ChatService:
         settings = self.ctx.settings
         entry = self.ctx.library.find(path)
         own = entry.settings if entry else {}  # per-model defaults beat app defaults
-        info = read_gguf(path)
         n_ctx = int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096)
+        current = self.model
+        if (current and current.path == path and self.ctx.engine.loaded
+                and current.loaded.get("n_ctx") == min(n_ctx,
+                                                       current.info.context_length or n_ctx)):
+            return current  # already loaded as asked: no header read, no memory probe
+        info = read_gguf(path)
         if n_gpu_layers is None:
             n_gpu_layers = own.get("n_gpu_layers", settings.get("n_gpu_layers"))
         if n_gpu_layers is None or n_gpu_layers < 0:
@@ -81,11 +86,6 @@ class ChatService:
             if settings.get("kv_states_on_disk", True) else None,
             state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
         )
-        current = self.model
-        if (current and current.path == path and self.ctx.engine.loaded
-                and current.loaded.get("n_ctx") == min(options.n_ctx,
-                                                       current.info.context_length or options.n_ctx)):
-            return current
         ids = {v: k for k, v in info.special_tokens.items()}
         fmt = choose_format(
             info.architecture, info.special_tokens, info.chat_template,

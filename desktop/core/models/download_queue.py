@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from desktop.core.errors import error_text
 from desktop.core.models import hub
 from desktop.core.models.download import (
     DownloadError,
@@ -150,5 +151,5 @@ class DownloadQueue:
                         part.with_name(part.name + ".part").unlink(missing_ok=True)
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the job
                 job.state.status = "failed"
-                job.state.error = getattr(exc, "message", str(exc))
+                job.state.error = error_text(exc)
             self.on_change(job)
