@@ -206,6 +206,10 @@ def test_queue_runs_downloads_in_order(fake_hub: FakeHub, data_dir: Path) -> Non
             time.sleep(0.05)
         assert all(j.state.status == "done" for j in jobs)
         assert len(ctx.library.list()) == 2
+        # One after another: the second starts only once the first is done.
+        events = [e for e in seen if e[1] in ("downloading", "done")]
+        names = [j.model.name for j in jobs]
+        assert events.index((names[1], "downloading")) > events.index((names[0], "done"))
     finally:
         ctx.close()
 
