@@ -93,6 +93,20 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
             f"{_size(r['size']):>9}  {r['fit']['text']}\n      {r['quality']}" for r in rows
         ] + ([f"* recommended for this machine: {best}"] if best else []))
         return 0
+    if command == "recommended":
+        from desktop.core.models.catalog import load_catalog
+
+        memory = detect_memory()
+        rows = []
+        for entry in load_catalog():
+            model = entry.model_file()
+            fit = judge(estimate_from_size(model.size, model.quant, args.ctx), memory)
+            rows.append({**entry.as_dict(), "quantization": model.quant, "fit": fit.as_dict()})
+        _print(args, rows, [
+            f"{r['name']:28} {r['kind']:9} {_size(r['size']):>9}  {r['fit']['text']}\n"
+            f"    {r['description']}\n    hearth models pull {r['repo']} {r['file']}"
+            for r in rows])
+        return 0
     if command == "pull":
         return _pull(args, ctx)
     if command == "token":
@@ -128,11 +142,18 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
 
 
 def _pull(args: argparse.Namespace, ctx: AppContext) -> int:
-    listing = hub.repo_files(args.repo, token=get_token())
-    model = next((m for m in listing.models if args.file in (m.name, *m.files)), None)
-    if model is None:
-        names = ", ".join(m.name for m in listing.models) or "none"
-        raise HearthError(f"{args.repo} has no GGUF file {args.file}. Files: {names}")
+    from desktop.core.models.catalog import find_entry
+
+    entry = find_entry(args.repo, args.file)
+    if entry is not None:
+        model = entry.model_file()  # pinned commit and the SHA-256 Hearth ships
+    else:
+        listing = hub.repo_files(args.repo, token=get_token())
+        found = next((m for m in listing.models if args.file in (m.name, *m.files)), None)
+        if found is None:
+            names = ", ".join(m.name for m in listing.models) or "none"
+            raise HearthError(f"{args.repo} has no GGUF file {args.file}. Files: {names}")
+        model = found
     job = DownloadJob(args.repo, model)
     job.state.total = model.size
     bar = sys.stderr.isatty() and not args.json

@@ -142,8 +142,8 @@ class ModelsPage(QDialog):
     def _recommended_tab(self) -> QWidget:
         page = QWidget()
         column = QVBoxLayout(page)
-        column.addWidget(QLabel("Good first models, chosen for quality per gigabyte. "
-                                "Downloads are verified against the Hub before use."))
+        column.addWidget(QLabel("Good first models, chosen for quality per gigabyte. Each download "
+                                "must match the SHA-256 listed with Hearth before it is used."))
         self.catalog = load_catalog()
         self.catalog_table = _table(["Model", "Size", "Fit", "Licence", "What it is"])
         for entry in self.catalog:
@@ -167,17 +167,9 @@ class ModelsPage(QDialog):
             self.show_status("Select a model first.")
             return
         entry = self.catalog[row]
-        self.show_status(f"Asking the Hub for {entry.file}…")
-
-        def resolve() -> ModelFile:
-            listing = hub.repo_files(entry.repo, token=get_token())
-            for model in listing.models:
-                if model.name == entry.file:
-                    return model  # real size and sha256 from the Hub
-            raise hub.HubError(f"{entry.repo} no longer has {entry.file}.")
-
-        run_in_background(resolve, on_done=lambda m: self.start_download(entry.repo, m),
-                          on_error=self.show_error)
+        # The catalog pins the commit, size and SHA-256: no listing call is needed, and the
+        # file must match what Hearth shipped.
+        self.start_download(entry.repo, entry.model_file())
 
     # --- search ----------------------------------------------------------------------
     def _search_tab(self) -> QWidget:

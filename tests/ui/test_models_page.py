@@ -89,3 +89,25 @@ def test_remove_deletes_only_downloaded_files(page: ModelsPage, gemma_path: Path
     page.add_path(str(inside))
     page.remove_entry(page.ctx.library.list()[0], delete_file=True)
     assert not inside.exists()
+
+
+def test_recommended_download_must_match_the_shipped_hash(qtbot, page: ModelsPage,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    # The Hub serves some other file under the first recommended model's name: the download
+    # fetches the pinned commit, is refused, and nothing enters the library.
+    entry = page.catalog[0]
+    server = FakeHub()
+    server.add_file(entry.repo, entry.file, write_small_gguf(tmp_path / "other.gguf"))
+    monkeypatch.setenv("HF_ENDPOINT", server.start())
+    try:
+        page.catalog_table.selectRow(0)
+        page._download_catalog()
+        job = page.queue.jobs[0]
+        qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
+        assert "changed since it was listed" in page.status.text()
+        assert [p for _, p, _ in server.requests] == [
+            f"/{entry.repo}/resolve/{entry.revision}/{entry.file}"]
+        assert page.ctx.library.list() == [] and page.installed.rowCount() == 0
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import threading
 import time
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from desktop import __version__
 from desktop.core.errors import HearthError
@@ -142,6 +144,10 @@ def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
                     # The server ignored Range: start over rather than append a second copy.
                     part.unlink(missing_ok=True)
                     hasher, have, state.done = hashlib.sha256(), 0, 0
+                served = _served_size(response)
+                if size is not None and served is not None and served != size:
+                    part.unlink(missing_ok=True)
+                    raise _changed(label, served, size)
                 if size is None:
                     length = response.headers.get("Content-Length")
                     state.total = have + int(length) if length else 0
@@ -149,6 +155,10 @@ def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and size is not None and have >= size:
                 pass  # everything is already here
+            elif exc.code == 416 and size is not None:
+                # Our part is longer than the server's file: it is not the file we listed.
+                part.unlink(missing_ok=True)
+                raise _changed(label, _served_size(exc), size) from exc
             else:
                 fatal = _http_error(exc, label)
                 if fatal is not None:
@@ -187,11 +197,30 @@ def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
                             "as .part; try again.")
     if sha256 and hasher.hexdigest() != sha256.lower():
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{label} failed verification: its SHA-256 does not match the Hub's. "
-                            "The corrupt download was discarded; try again.")
+        raise DownloadError(f"{label} failed verification: its SHA-256 does not match the "
+                            "published one. The corrupt download was discarded; try again.")
     os.replace(part, dest)
     state.status, state.done = "done", have
     return dest
+
+
+def _served_size(response: Any) -> int | None:
+    """The whole file's size as the server states it: a Content-Range total, or the length of
+    a full (200) response. None when the server does not say."""
+    headers = response.headers
+    ranged = re.fullmatch(r"bytes (?:\d+-\d+|\*)/(\d+)", headers.get("Content-Range") or "")
+    if ranged:
+        return int(ranged.group(1))
+    length = headers.get("Content-Length")
+    if length and getattr(response, "status", getattr(response, "code", None)) == 200:
+        return int(length)
+    return None
+
+
+def _changed(label: str, served: int | None, size: int) -> DownloadError:
+    what = f"is {served:,} bytes" if served is not None else "has a different size"
+    return DownloadError(f"{label} on the server {what}, not the {size:,} bytes expected: the "
+                         "file changed since it was listed. Nothing was kept; look it up again.")
 
 
 def _stream(response: http.client.HTTPResponse, part: Path, hasher: hashlib._Hash, have: int,

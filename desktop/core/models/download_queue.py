@@ -60,7 +60,7 @@ def run_job(job: DownloadJob, models_dir: Path, library: ModelLibrary | None,
         try:
             size = job.model.sizes.get(filename)
             if not dest.is_file():
-                download_file(hub.file_url(job.repo, filename), dest, size=size,
+                download_file(hub.file_url(job.repo, filename, job.model.revision), dest, size=size,
                               sha256=job.model.sha256.get(filename), state=file_state,
                               token=token, **options)  # type: ignore[arg-type]
         finally:

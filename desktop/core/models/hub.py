@@ -106,10 +106,13 @@ def repo_files(repo: str, *, token: str | None = None) -> RepoFiles:
         size = sibling.lfs.size if sibling.lfs else sibling.size
         entries.append((sibling.rfilename, int(size or 0), sha))
     models = [m for m in group_files(entries) if "mmproj" not in m.name.lower()]
+    if getattr(info, "sha", None):
+        for model in models:
+            model.revision = info.sha
     return RepoFiles(_repo_summary(info), models)
 
 
 def describe(model: ModelFile) -> dict[str, Any]:
     return {"name": model.name, "files": model.files, "size": model.size,
             "quantization": model.quant, "quality": quality_note(model.quant),
-            "sha256": model.sha256, "split": model.split}
+            "sha256": model.sha256, "split": model.split, "revision": model.revision}

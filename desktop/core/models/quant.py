@@ -81,6 +81,9 @@ class ModelFile:
     sha256: dict[str, str | None] = field(default_factory=dict)
     quant: str | None = None
     sizes: dict[str, int] = field(default_factory=dict)
+    # The commit the sizes and hashes were read at; downloads fetch exactly that commit, so a
+    # repository re-uploaded between listing and download cannot fail the hash check.
+    revision: str = "main"
 
     @property
     def split(self) -> bool:
