@@ -32,6 +32,23 @@ class AppContext:
         configured = self.settings.get("models_dir")
         return Path(configured) if configured else paths.models_dir(self.data_dir)
 
+    def set_models_dir(self, folder: Path | str) -> Path:
+        """Download new models into `folder` from now on. Models already in the library stay
+        where they are (they are registered by path), so nothing is moved or lost."""
+        target = Path(folder).expanduser().resolve()
+        probe = target / ".hearth-write-test"
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise HearthError(f"Hearth cannot write to {target}: {exc.strerror or exc}. "
+                              "Choose another folder.") from exc
+        self.settings.set("models_dir", str(target))
+        self.settings.save()
+        self.library.models_dir = target
+        return target
+
     @property
     def engine(self) -> EngineClient:
         if self._engine is None:

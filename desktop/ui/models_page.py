@@ -351,6 +351,15 @@ class ModelsPage(QDialog):
         self.installed = _table(["Model", "Architecture", "Parameters", "Quant", "Context",
                                  "Size", "Chat template", "Fit", "Path"])
         column.addWidget(self.installed, 1)
+        folder_row = QHBoxLayout()
+        self.folder_label = QLabel()
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        folder_row.addWidget(self.folder_label, 1)
+        change = QPushButton("Change folder…")
+        change.clicked.connect(self._choose_folder)
+        folder_row.addWidget(change)
+        column.addLayout(folder_row)
+        self._show_folder()
         row = QHBoxLayout()
         for label, handler in (("Add GGUF file…", self._add_file),
                                ("Find models from other apps", self._scan),
@@ -382,6 +391,32 @@ class ModelsPage(QDialog):
                 fit_item = _item("file missing", e.path, "#c0392b")
             self.installed.setItem(row, 7, fit_item)
             self.installed.setItem(row, 8, _item(e.path))
+
+    def _show_folder(self) -> None:
+        self.folder_label.setText(f"New downloads go to {self.ctx.models_dir}")
+
+    def _choose_folder(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Folder for downloaded models",
+                                                  str(self.ctx.models_dir))
+        if chosen:
+            self.set_models_folder(chosen)
+
+    def set_models_folder(self, folder: str) -> None:
+        busy = [j for j in self.queue.jobs
+                if j.state.status in ("queued", "downloading", "verifying", "paused")]
+        if busy:
+            # Their .part files live in the current folder; moving now would orphan them.
+            self.show_status("Finish or cancel the downloads in progress before changing the "
+                             "folder.", error=True)
+            return
+        try:
+            target = self.ctx.set_models_dir(folder)
+        except Exception as exc:  # noqa: BLE001 - shown inline
+            self.show_error(exc)
+            return
+        self.queue.models_dir = target
+        self._show_folder()
+        self.show_status(f"New downloads go to {target}. Installed models stay where they are.")
 
     def _add_file(self) -> None:
         chosen, _ = QFileDialog.getOpenFileNames(self, "Add GGUF models", str(Path.home()),

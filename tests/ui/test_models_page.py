@@ -111,3 +111,15 @@ def test_recommended_download_must_match_the_shipped_hash(qtbot, page: ModelsPag
         assert page.ctx.library.list() == [] and page.installed.rowCount() == 0
     finally:
         server.stop()
+
+
+def test_library_folder_can_be_changed(page: ModelsPage, tmp_path: Path) -> None:
+    page.set_models_folder(str(tmp_path / "elsewhere"))
+    target = (tmp_path / "elsewhere").resolve()
+    assert page.ctx.models_dir == target and page.queue.models_dir == target
+    assert page.ctx.settings.get("models_dir") == str(target)
+    assert str(target) in page.folder_label.text()
+    blocker = tmp_path / "a-file"  # a folder inside a file cannot be made, even by root
+    blocker.write_text("x")
+    page.set_models_folder(str(blocker / "models"))
+    assert "cannot write" in page.status.text() and page.ctx.models_dir == target
