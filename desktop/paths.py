@@ -42,6 +42,11 @@ def models_dir(root: Path) -> Path:
     return root / "models"
 
 
+def downloads_path(root: Path) -> Path:
+    """Unfinished downloads, so they come back (paused) after a restart."""
+    return root / "downloads.json"
+
+
 def resources_dir() -> Path:
     """`resources/` beside the package in a checkout, or inside the PyInstaller bundle."""
     frozen_root = getattr(sys, "_MEIPASS", None)

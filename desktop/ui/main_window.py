@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import paths
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
 from desktop.core.errors import EngineCrashed, HearthError
@@ -95,6 +97,9 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.models_button = QPushButton("Models…")
         self.models_button.setToolTip("Find, download and manage models")
         self.models_button.clicked.connect(self.open_models)
+        if _paused_downloads(self.ctx.data_dir):
+            # Downloads stopped by the last quit wait, paused, in the Models window.
+            self.models_button.setText("Models… (paused downloads)")
         self.documents_button = QPushButton("Documents…")
         self.documents_button.setToolTip("Collections of your files, indexed on this computer")
         self.documents_button.clicked.connect(self.open_documents)
@@ -360,6 +365,7 @@ class MainWindow(FileDropTarget, QMainWindow):
             self.models_page.library_changed.connect(self.refresh_models)
         self.models_page.show()
         self.models_page.raise_()
+        self.models_button.setText("Models…")
 
     def documents_page_instance(self) -> Any:
         if self.documents_page is None:
@@ -594,3 +600,11 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.ctx.settings.values["last_conversation"] = self.current_id
         self.ctx.settings.save()
         super().closeEvent(event)
+
+
+def _paused_downloads(data_dir: Path) -> bool:
+    """Whether the last run left unfinished downloads (read without importing the queue)."""
+    try:
+        return bool(json.loads(paths.downloads_path(data_dir).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False

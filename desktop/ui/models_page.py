@@ -31,11 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop import paths
 from desktop.core.context import AppContext
 from desktop.core.errors import error_text
 from desktop.core.models import hub
 from desktop.core.models.catalog import load_catalog
-from desktop.core.models.download_queue import DownloadJob, DownloadQueue
+from desktop.core.models.download_queue import PENDING, DownloadJob, DownloadQueue
 from desktop.core.models.fit import (
     Memory,
     detect_memory,
@@ -96,7 +97,8 @@ class ModelsPage(QDialog):
         self.relay = _QueueRelay()
         self.relay.changed.connect(self._job_changed)
         self.queue = DownloadQueue(ctx.models_dir, ctx.library, token=get_token,
-                                   on_change=self.relay.changed.emit)
+                                   on_change=self.relay.changed.emit,
+                                   store=paths.downloads_path(ctx.data_dir))
         self.repo_models: list[ModelFile] = []
         self.current_repo: str | None = None
 
@@ -120,6 +122,12 @@ class ModelsPage(QDialog):
         self.timer.setInterval(250)
         self.timer.timeout.connect(self._refresh_progress)
         self.refresh_installed()
+        if self.queue.jobs:  # unfinished downloads from an earlier run, kept paused
+            self._refresh_progress()
+            self.tabs.setCurrentIndex(3)
+            count = len(self.queue.jobs)
+            self.show_status(f"{count} download{'s' if count > 1 else ''} stopped when Hearth "
+                             "closed; the bytes are kept. Select one and press Resume.")
 
     # --- helpers -------------------------------------------------------------------
     def show_error(self, exc: BaseException) -> None:
@@ -333,7 +341,7 @@ class ModelsPage(QDialog):
 
     def _pause(self) -> None:
         if job := self._selected_job():
-            job.state.pause()
+            self.queue.pause(job)
 
     def _resume(self) -> None:
         job = self._selected_job()
@@ -342,7 +350,7 @@ class ModelsPage(QDialog):
 
     def _cancel(self) -> None:
         if job := self._selected_job():
-            job.state.cancel()
+            self.queue.cancel(job)
 
     # --- installed -------------------------------------------------------------------
     def _installed_tab(self) -> QWidget:
@@ -402,8 +410,7 @@ class ModelsPage(QDialog):
             self.set_models_folder(chosen)
 
     def set_models_folder(self, folder: str) -> None:
-        busy = [j for j in self.queue.jobs
-                if j.state.status in ("queued", "downloading", "verifying", "paused")]
+        busy = [j for j in self.queue.jobs if j.state.status in PENDING]
         if busy:
             # Their .part files live in the current folder; moving now would orphan them.
             self.show_status("Finish or cancel the downloads in progress before changing the "

@@ -270,3 +270,65 @@ def test_pause_resume_and_cancel(fake_hub: FakeHub, data_dir: Path) -> None:
         assert not any(copy_dir.iterdir())  # a cancelled download leaves nothing behind
     finally:
         ctx.close()
+
+
+def _pause_after(queue: DownloadQueue, job: DownloadJob, nbytes: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and job.state.done < nbytes:
+        time.sleep(0.02)
+    queue.pause(job)
+    while time.monotonic() < deadline and job.state.status != "paused":
+        time.sleep(0.02)
+    assert job.state.status == "paused"
+
+
+def test_unfinished_downloads_come_back_paused_after_a_restart(fake_hub: FakeHub,
+                                                                data_dir: Path) -> None:
+    import json
+
+    store = data_dir / "downloads.json"
+    fake_hub.throttle_bps = 50_000_000
+    ctx = AppContext(data_dir)
+    try:
+        first = DownloadQueue(ctx.models_dir, ctx.library, store=store)
+        job = first.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
+        _pause_after(first, job, 20_000_000)
+        deadline = time.monotonic() + 60
+        saved = json.loads(store.read_text())
+        assert [s["model"]["name"] for s in saved] == [GEMMA_FILE]
+        kept = (ctx.models_dir / GEMMA_REPO / (GEMMA_FILE + ".part")).stat().st_size
+
+        fake_hub.throttle_bps = 0
+        calls = len(fake_hub.requests)
+        again = DownloadQueue(ctx.models_dir, ctx.library, store=store)  # the app restarted
+        [restored] = again.jobs
+        assert restored.state.status == "paused" and restored.state.done == kept
+        time.sleep(0.3)
+        assert len(fake_hub.requests) == calls  # nothing is fetched until the user resumes
+        again.resume(restored)
+        while time.monotonic() < deadline + 60 and restored.state.status != "done":
+            time.sleep(0.05)
+        assert restored.state.status == "done"
+        assert (GEMMA_FILE in str(restored.path)) and json.loads(store.read_text()) == []
+        assert any(r == f"bytes={kept}-" for _, _, r in fake_hub.requests)
+    finally:
+        ctx.close()
+
+
+def test_cancelling_a_paused_download_deletes_its_part(fake_hub: FakeHub, data_dir: Path) -> None:
+    import json
+
+    store = data_dir / "downloads.json"
+    fake_hub.throttle_bps = 50_000_000
+    ctx = AppContext(data_dir)
+    try:
+        queue = DownloadQueue(ctx.models_dir, ctx.library, store=store)
+        job = queue.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
+        part = ctx.models_dir / GEMMA_REPO / (GEMMA_FILE + ".part")
+        _pause_after(queue, job, 5_000_000)
+        assert part.exists()
+        queue.cancel(job)
+        assert job.state.status == "cancelled" and not part.exists()
+        assert json.loads(store.read_text()) == []
+    finally:
+        ctx.close()

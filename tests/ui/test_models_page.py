@@ -123,3 +123,39 @@ def test_library_folder_can_be_changed(page: ModelsPage, tmp_path: Path) -> None
     blocker.write_text("x")
     page.set_models_folder(str(blocker / "models"))
     assert "cannot write" in page.status.text() and page.ctx.models_dir == target
+
+
+def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_server: FakeHub,
+                                                 data_dir: Path) -> None:
+    from desktop.app import build_window
+    from desktop.core.models import hub
+
+    hub_server.throttle_bps = 30_000_000
+    model = next(m for m in hub.repo_files(GEMMA_REPO).models if m.name == GEMMA_FILE)
+    job = page.start_download(GEMMA_REPO, model)
+    qtbot.waitUntil(lambda: job.state.done > 10_000_000, timeout=30_000)
+    page.downloads.selectRow(0)
+    page._pause()
+    qtbot.waitUntil(lambda: job.state.status == "paused", timeout=10_000)
+    page.close()
+
+    window = build_window(data_dir)  # the app starts again
+    qtbot.addWidget(window)
+    try:
+        assert window.models_button.text() == "Models… (paused downloads)"
+        hub_server.throttle_bps = 0
+        window.open_models()
+        again = window.models_page
+        assert window.models_button.text() == "Models…"
+        assert again.tabs.currentIndex() == 3 and "press Resume" in again.status.text()
+        assert again.downloads.item(0, 2).text() == "paused"
+        restored = again.queue.jobs[0]
+        again.downloads.selectRow(0)
+        again._resume()
+        qtbot.waitUntil(lambda: restored.state.status == "done", timeout=60_000)
+        qtbot.waitUntil(lambda: any(GEMMA_REPO in again.installed.item(r, 8).text()
+                                    for r in range(again.installed.rowCount())), timeout=5000)
+        assert not (data_dir / "models" / GEMMA_REPO / (GEMMA_FILE + ".part")).exists()
+    finally:
+        window.close()
+        window.ctx.close()

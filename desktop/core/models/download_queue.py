@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from desktop.core.errors import error_text
@@ -53,7 +55,9 @@ def run_job(job: DownloadJob, models_dir: Path, library: ModelLibrary | None,
         file_state._pause, file_state._cancel = job.state._pause, job.state._cancel
 
         def mirror(fs: DownloadState = file_state, base: int = done_before) -> None:
-            job.state.done, job.state.speed, job.state.status = base + fs.done, fs.speed, fs.status
+            # A finished part is not a finished job: "done" is set once the library has it.
+            status = "verifying" if fs.status == "done" else fs.status
+            job.state.done, job.state.speed, job.state.status = base + fs.done, fs.speed, status
 
         watcher = _Mirror(mirror)
         watcher.start()
@@ -97,59 +101,138 @@ class _Mirror:
         self.fn()
 
 
+PENDING = ("queued", "downloading", "verifying", "paused", "failed")
+
+
 class DownloadQueue:
+    """Downloads run one at a time on a worker thread. With a `store` file, unfinished jobs
+    are written down and come back after a restart as paused (their .part files are kept),
+    so closing the app mid-download loses nothing and starts no network call by itself."""
+
     def __init__(self, models_dir: Path, library: ModelLibrary,
                  token: Callable[[], str | None] = lambda: None,
-                 on_change: Callable[[DownloadJob], None] | None = None) -> None:
+                 on_change: Callable[[DownloadJob], None] | None = None,
+                 store: Path | None = None) -> None:
         self.models_dir = models_dir
         self.library = library
         self.token = token
         self.on_change = on_change or (lambda job: None)
+        self.store = store
         self.jobs: list[DownloadJob] = []
         self._wake = threading.Condition()
+        self._restore()
         self._thread = threading.Thread(target=self._run, daemon=True, name="downloads")
         self._thread.start()
 
     def add(self, repo: str, model: ModelFile) -> DownloadJob:
         with self._wake:
             for job in self.jobs:
-                if job.key == f"{repo}/{model.name}" and job.state.status in (
-                        "queued", "downloading", "verifying"):
-                    return job
-            job = DownloadJob(repo, model)
-            self.jobs.append(job)
-            self._wake.notify()
-        self.on_change(job)
+                if job.key == f"{repo}/{model.name}" and job.state.status in PENDING:
+                    if job.state.status in ("paused", "failed"):
+                        job.state.status, job.state.error = "queued", ""
+                        self._wake.notify()
+                    break
+            else:
+                job = DownloadJob(repo, model)
+                self.jobs.append(job)
+                self._wake.notify()
+        self._changed(job)
         return job
 
     def resume(self, job: DownloadJob) -> None:
         with self._wake:
             job.state.status, job.state.error = "queued", ""
             self._wake.notify()
+        self._changed(job)
+
+    def pause(self, job: DownloadJob) -> None:
+        with self._wake:
+            if job.state.status in ("downloading", "verifying"):
+                job.state.pause()  # the worker thread stops at the next chunk
+                return
+            if job.state.status != "queued":
+                return
+            job.state.status = "paused"
+        self._changed(job)
+
+    def cancel(self, job: DownloadJob) -> None:
+        """Stop a running download, or drop a waiting/paused/failed one, and delete its .part."""
+        with self._wake:
+            running = job.state.status in ("downloading", "verifying")
+            if running:
+                job.state.cancel()  # the worker thread stops it and cleans up
+            elif job.state.status in PENDING:
+                job.state.status = "cancelled"
+        if not running:
+            self._remove_parts(job)
+            self._changed(job)
+
+    @property
+    def active(self) -> bool:
+        return any(j.state.status in ("queued", "downloading", "verifying") for j in self.jobs)
+
+    def _remove_parts(self, job: DownloadJob) -> None:
+        for filename in job.model.files:
+            dest = target_path(self.models_dir, job.repo, filename)
+            dest.with_name(dest.name + ".part").unlink(missing_ok=True)
+
+    def _changed(self, job: DownloadJob) -> None:
+        self._save()
         self.on_change(job)
+
+    def _save(self) -> None:
+        if self.store is None:
+            return
+        with self._wake:
+            pending = [{"repo": j.repo, "model": asdict(j.model)}
+                       for j in self.jobs if j.state.status in PENDING]
+        try:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.store.with_suffix(".tmp")
+            tmp.write_text(json.dumps(pending, indent=1), encoding="utf-8")
+            os.replace(tmp, self.store)
+        except OSError:
+            pass  # a full or read-only disk must not break the download itself
+
+    def _restore(self) -> None:
+        if self.store is None:
+            return
+        try:
+            saved = json.loads(self.store.read_text(encoding="utf-8"))
+            restored = [DownloadJob(item["repo"], ModelFile(**item["model"])) for item in saved]
+        except (OSError, ValueError, TypeError, KeyError):
+            return  # no list yet, or an unreadable one: start empty
+        for job in restored:
+            done = 0
+            for filename in job.model.files:
+                dest = target_path(self.models_dir, job.repo, filename)
+                part = dest.with_name(dest.name + ".part")
+                done += dest.stat().st_size if dest.is_file() else (
+                    part.stat().st_size if part.is_file() else 0)
+            job.state.label, job.state.total, job.state.done = job.model.name, job.model.size, done
+            job.state.status = "paused"
+            self.jobs.append(job)
 
     def _next(self) -> DownloadJob:
         with self._wake:
             while True:
                 for job in self.jobs:
                     if job.state.status == "queued":
+                        job.state.status = "downloading"
                         return job
                 self._wake.wait()
 
     def _run(self) -> None:
         while True:
             job = self._next()
-            job.state.status = "downloading"
-            self.on_change(job)
+            self._changed(job)
             try:
                 run_job(job, self.models_dir, self.library, self.token())
             except DownloadStopped as exc:
                 job.state.status = "cancelled" if "cancelled" in exc.message else "paused"
                 if job.state.status == "cancelled":
-                    for filename in job.model.files:
-                        part = target_path(self.models_dir, job.repo, filename)
-                        part.with_name(part.name + ".part").unlink(missing_ok=True)
+                    self._remove_parts(job)
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the job
                 job.state.status = "failed"
                 job.state.error = error_text(exc)
-            self.on_change(job)
+            self._changed(job)
