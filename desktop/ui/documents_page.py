@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from desktop.core.context import AppContext
 from desktop.core.documents.index import IndexState
-from desktop.core.errors import error_text
+from desktop.core.errors import HearthError, error_text
+from desktop.core.models.gguf import read_gguf
 from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.models_page import _item, _table
 from desktop.ui.tasks import run_in_background
@@ -291,9 +292,20 @@ class DocumentsPage(FileDropTarget, QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "Choose an embedding model (GGUF)",
                                               str(self.ctx.models_dir), "GGUF models (*.gguf)")
         if path:
-            self.ctx.settings.set("embed_model", path)
-            self.refresh()
-            self.progress_label.setText("Re-index collections to add meaning search to them.")
+            self.set_embed_model(path)
+
+    def set_embed_model(self, path: str) -> bool:
+        try:
+            if not read_gguf(path).is_embedding_model:
+                raise HearthError(f"{Path(path).name} is a chat model, not an embedding model. "
+                                  "Choose one such as nomic-embed-text (Models → Recommended).")
+        except HearthError as exc:
+            self.progress_label.setText(error_text(exc))
+            return False
+        self.ctx.settings.set("embed_model", path)
+        self.refresh()
+        self.progress_label.setText("Re-index collections to add meaning search to them.")
+        return True
 
     # --- watching --------------------------------------------------------------------
     def _watch_toggled(self, on: bool) -> None:

@@ -229,6 +229,8 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.model_box.clear()
         current = self.ctx.settings.get("last_model")
         for entry in self.ctx.library.list():
+            if entry.is_embedding:
+                continue  # for document search (Documents window), not for chatting
             meta = entry.metadata
             label = (f"{entry.name} · {meta.get('quantization', '?')} · "
                      f"{meta.get('file_size', 0) / 1e6:,.0f} MB · {meta.get('architecture', '?')}")

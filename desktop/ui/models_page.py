@@ -308,7 +308,16 @@ class ModelsPage(QDialog):
         if job.state.status == "done":
             self.refresh_installed()
             self.library_changed.emit()
-            self.show_status(f"{job.model.name} is downloaded, verified and ready.")
+            entry = self.ctx.library.find(job.path) if job.path else None
+            if entry is not None and entry.is_embedding and not self.ctx.settings.get(
+                    "embed_model"):
+                # Someone downloading an embedding model wants better document search; with
+                # none chosen yet there is nothing to override.
+                self.ctx.settings.set("embed_model", entry.path)
+                self.show_status(f"{job.model.name} is downloaded, verified and now used for "
+                                 "document search. Re-index collections to add meaning search.")
+            else:
+                self.show_status(f"{job.model.name} is downloaded, verified and ready.")
         elif job.state.status == "failed":
             self.show_status(job.state.error, error=True)
         active = any(j.state.status in ("downloading", "verifying") for j in self.queue.jobs)
@@ -389,7 +398,8 @@ class ModelsPage(QDialog):
             values = [e.name, m.get("architecture", "?"), m.get("parameter_label", "?"),
                       m.get("quantization", "?"), str(m.get("context_length") or "?"),
                       _size(int(m.get("file_size", 0))),
-                      "yes" if m.get("has_chat_template") else "no (base model)"]
+                      "— (embedding model)" if e.is_embedding
+                      else "yes" if m.get("has_chat_template") else "no (base model)"]
             for col, value in enumerate(values):
                 self.installed.setItem(row, col, _item(value))
             if e.exists:

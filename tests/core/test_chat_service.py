@@ -8,7 +8,7 @@ import pytest
 
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
-from desktop.core.errors import UnsafeTemplateError
+from desktop.core.errors import ModelFileError, UnsafeTemplateError
 from tests.gguf_files import write_small_gguf
 
 
@@ -100,6 +100,18 @@ def test_hostile_template_refused_before_llama_cpp_sees_it(data_dir: Path, tmp_p
             ChatService(ctx).load_model(evil)
         assert ctx._engine is None  # no worker was even started
         assert not Path("PWNED").exists()
+    finally:
+        ctx.close()
+
+
+def test_embedding_model_is_refused_for_chat(data_dir: Path, embed_model_path: Path) -> None:
+    ctx = AppContext(data_dir)
+    try:
+        entry = ctx.library.add(embed_model_path)
+        assert entry.is_embedding and entry.as_dict()["embedding_only"] is True
+        with pytest.raises(ModelFileError, match="is an embedding model"):
+            ChatService(ctx).load_model(embed_model_path)
+        assert ctx._engine is None  # refused from the header, before any worker starts
     finally:
         ctx.close()
 

@@ -95,3 +95,32 @@ def test_watched_folder_is_reindexed_when_a_file_appears(qtbot, data_dir: Path,
         assert search(ctx.db, "kingfishers", [collection], k=1)[0].path.endswith("b.md")
     finally:
         ctx.close()
+
+
+def test_embedding_models_stay_out_of_the_chat_picker(qtbot, data_dir: Path, gemma_path: Path,
+                                                      embed_model_path: Path) -> None:
+    settings = Settings(data_dir / "settings.json")
+    settings.values.update(starter_registered=True, last_model=str(gemma_path))
+    settings.save()
+    from desktop.core.context import AppContext
+
+    ctx = AppContext(data_dir)
+    ctx.library.add(gemma_path)
+    ctx.library.add(embed_model_path)
+    ctx.close()
+    window = build_window(data_dir)
+    qtbot.addWidget(window)
+    try:
+        listed = [window.model_box.itemData(i) for i in range(window.model_box.count())]
+        assert str(gemma_path) in listed and str(embed_model_path) not in listed
+        page = DocumentsPage(window.ctx)
+        qtbot.addWidget(page)
+        # A chat model is refused as the embedding model; the embedding model is taken.
+        assert not page.set_embed_model(str(gemma_path))
+        assert "not an embedding model" in page.progress_label.text()
+        assert window.ctx.settings.get("embed_model") is None
+        assert page.set_embed_model(str(embed_model_path))
+        assert window.ctx.settings.get("embed_model") == str(embed_model_path)
+    finally:
+        window.close()
+        window.ctx.close()

@@ -159,3 +159,20 @@ def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_se
     finally:
         window.close()
         window.ctx.close()
+
+
+def test_downloaded_embedding_model_is_used_for_documents(qtbot, page: ModelsPage,
+                                                          hub_server: FakeHub,
+                                                          embed_model_path: Path) -> None:
+    from desktop.core.models import hub
+
+    repo = "acme/MiniLM-GGUF"
+    hub_server.add_file(repo, embed_model_path.name, embed_model_path)
+    [model] = hub.repo_files(repo).models
+    job = page.start_download(repo, model)
+    qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
+    qtbot.waitUntil(lambda: "document search" in page.status.text(), timeout=5000)
+    assert page.ctx.settings.get("embed_model") == str(job.path)
+    row = next(r for r in range(page.installed.rowCount())
+               if page.installed.item(r, 8).text() == str(job.path))
+    assert page.installed.item(row, 6).text() == "— (embedding model)"

@@ -20,7 +20,7 @@ from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
 from desktop.core.chat.templates import ChatFormat, check_template, choose_format, render_parts
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
-from desktop.core.errors import EngineError, HearthError
+from desktop.core.errors import EngineError, HearthError, ModelFileError
 from desktop.core.models.fit import detect_memory, gpu_layer_plan
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
@@ -71,6 +71,11 @@ class ChatService:
                                                        current.info.context_length or n_ctx)):
             return current  # already loaded as asked: no header read, no memory probe
         info = read_gguf(path)
+        if info.is_embedding_model:
+            raise ModelFileError(
+                f"{Path(path).name} is an embedding model: it turns text into vectors for "
+                "document search and cannot chat. Choose a chat model here, and use this one "
+                "as the embedding model in Documents.")
         if n_gpu_layers is None:
             n_gpu_layers = own.get("n_gpu_layers", settings.get("n_gpu_layers"))
         if n_gpu_layers is None or n_gpu_layers < 0:

@@ -19,6 +19,9 @@ MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
 MAX_TENSORS = 1_000_000
 MAX_KV = 100_000
+# Encoder-only architectures: they embed text and cannot generate.
+EMBEDDING_ARCHITECTURES = frozenset({"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2",
+                                     "jina-bert-v3", "t5encoder", "modern-bert", "neo-bert"})
 MAX_STRING = 64 * 1024 * 1024
 MAX_ARRAY = 50_000_000
 KEEP_ARRAY = 64  # arrays longer than this are summarized, not kept (token lists are huge)
@@ -97,9 +100,8 @@ class GGUFInfo:
 
     @property
     def is_embedding_model(self) -> bool:
-        return self.arch_value("pooling_type") is not None or self.architecture in {
-            "bert", "nomic-bert", "jina-bert-v2", "t5encoder",
-        }
+        return self.arch_value("pooling_type") is not None or self.architecture in \
+            EMBEDDING_ARCHITECTURES
 
     def parameter_label(self) -> str:
         count = self.parameter_count
@@ -118,6 +120,7 @@ class GGUFInfo:
             "context_length": self.context_length,
             "block_count": self.block_count,
             "has_chat_template": self.chat_template is not None,
+            "embedding_only": self.is_embedding_model,
             "file_size": self.file_size,
             "gguf_version": self.version,
             "kv_bytes_per_token": self.kv_bytes_per_token(),

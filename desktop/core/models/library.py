@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.errors import NotFound
-from desktop.core.models.gguf import read_gguf
+from desktop.core.models.gguf import EMBEDDING_ARCHITECTURES, read_gguf
 from desktop.core.store.db import Database
 
 STARTER_REPO = "google/gemma-3-270m"  # where the starter model is filed in the library
@@ -37,9 +37,18 @@ class ModelEntry:
     def is_base_model(self) -> bool:
         return not self.metadata.get("has_chat_template", False)
 
+    @property
+    def is_embedding(self) -> bool:
+        """An embedding model (for document search), which cannot chat. Rows written before
+        the flag existed are judged by their architecture."""
+        if "embedding_only" in self.metadata:
+            return bool(self.metadata["embedding_only"])
+        return self.metadata.get("architecture") in EMBEDDING_ARCHITECTURES
+
     def as_dict(self) -> dict[str, Any]:
         return {**self.metadata, "id": self.id, "path": self.path, "name": self.name,
-                "source": self.source, "exists": self.exists, "base_model": self.is_base_model}
+                "source": self.source, "exists": self.exists, "base_model": self.is_base_model,
+                "embedding_only": self.is_embedding}
 
 
 def _entry(row: Any) -> ModelEntry:
