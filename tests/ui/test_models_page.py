@@ -30,7 +30,7 @@ def hub_server(monkeypatch: pytest.MonkeyPatch, gemma_path: Path, tmp_path: Path
 @pytest.fixture
 def page(qtbot, data_dir: Path):  # noqa: ANN001, ANN201
     ctx = AppContext(data_dir)
-    ctx.settings.values["starter_registered"] = True
+    ctx.settings.set("starter_registered", True)  # saved: a window opened later sees it
     widget = ModelsPage(ctx)
     qtbot.addWidget(widget)
     widget.show()
