@@ -153,16 +153,17 @@ class ModelsPage(QDialog):
         column.addWidget(QLabel("Good first models, chosen for quality per gigabyte. Each download "
                                 "must match the SHA-256 listed with Hearth before it is used."))
         self.catalog = load_catalog()
-        self.catalog_table = _table(["Model", "Size", "Fit", "Licence", "What it is"])
+        self.catalog_table = _table(["Model", "Size", "Installed", "Fit", "Licence",
+                                     "What it is"])
         for entry in self.catalog:
             row = self.catalog_table.rowCount()
             self.catalog_table.insertRow(row)
             self.catalog_table.setItem(row, 0, _item(entry.name, f"{entry.repo}/{entry.file}"))
             self.catalog_table.setItem(row, 1, _item(_size(entry.size)))
             fit_item, _ = self._fit_item(entry.size, entry.model_file().quant)
-            self.catalog_table.setItem(row, 2, fit_item)
-            self.catalog_table.setItem(row, 3, _item(entry.license))
-            self.catalog_table.setItem(row, 4, _item(entry.description))
+            self.catalog_table.setItem(row, 3, fit_item)
+            self.catalog_table.setItem(row, 4, _item(entry.license))
+            self.catalog_table.setItem(row, 5, _item(entry.description))
         column.addWidget(self.catalog_table, 1)
         button = QPushButton("Download selected")
         button.clicked.connect(self._download_catalog)
@@ -389,8 +390,18 @@ class ModelsPage(QDialog):
         column.addLayout(row)
         return page
 
+    def _mark_installed_catalog(self, entries: list[Any]) -> None:
+        """Tick recommended models already on disk (same file name and size), wherever they
+        came from, so nobody downloads 5 GB twice."""
+        have = {(Path(e.path).name, int(e.metadata.get("file_size", 0)))
+                for e in entries if e.exists}
+        for row, entry in enumerate(self.catalog):
+            self.catalog_table.setItem(row, 2, _item("✓ yes" if (entry.file, entry.size) in have
+                                                     else ""))
+
     def refresh_installed(self) -> None:
         entries = self.ctx.library.list()
+        self._mark_installed_catalog(entries)
         self.installed_entries = entries
         self.installed.setRowCount(len(entries))
         for row, e in enumerate(entries):

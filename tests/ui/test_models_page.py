@@ -41,8 +41,22 @@ def page(qtbot, data_dir: Path):  # noqa: ANN001, ANN201
 def test_recommended_list_works_offline(page: ModelsPage) -> None:
     names = [page.catalog_table.item(r, 0).text() for r in range(page.catalog_table.rowCount())]
     assert "Llama 3.2 1B Instruct" in names and "nomic-embed-text v1.5" in names
-    fits = {page.catalog_table.item(r, 2).text() for r in range(page.catalog_table.rowCount())}
+    fits = {page.catalog_table.item(r, 3).text() for r in range(page.catalog_table.rowCount())}
+    assert {page.catalog_table.item(r, 2).text() for r in range(len(names))} == {""}
     assert fits <= {"Runs fully on GPU", "Partly on GPU", "CPU only, fits in RAM", "Too large"}
+
+
+def test_recommended_models_on_disk_are_ticked(page: ModelsPage, tmp_path: Path) -> None:
+    row = next(r for r, e in enumerate(page.catalog) if e.kind == "embedding")
+    entry = page.catalog[row]
+    # Same name and size as the recommended file (sparse: no real 146 MB written).
+    copy = write_small_gguf(tmp_path / entry.file)
+    with copy.open("r+b") as handle:
+        handle.truncate(entry.size)
+    page.add_path(str(copy))
+    assert page.catalog_table.item(row, 2).text() == "✓ yes"
+    assert all(page.catalog_table.item(r, 2).text() == ""
+               for r in range(page.catalog_table.rowCount()) if r != row)
 
 
 def test_search_list_and_download_while_the_window_responds(qtbot, page: ModelsPage,
