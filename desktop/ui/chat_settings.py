@@ -55,14 +55,21 @@ class ChatSettingsDialog(QDialog):
             form.addRow(label, box)
         if model_fields:
             # Per-model load settings: context length and layers offloaded to the GPU.
-            for name, label, high in (("n_ctx", "Context length (tokens)", 1_048_576),
-                                      ("n_gpu_layers", "GPU layers (0 = CPU only)", 999)):
-                box = QSpinBox()
-                box.setRange(0 if name == "n_gpu_layers" else 256, high)
-                box.setSingleStep(1 if name == "n_gpu_layers" else 1024)
-                box.setValue(int(sampling.get(name) or (4096 if name == "n_ctx" else 0)))
-                self.inputs[name] = box
-                form.addRow(label, box)
+            ctx_box = QSpinBox()
+            ctx_box.setRange(256, 1_048_576)
+            ctx_box.setSingleStep(1024)
+            ctx_box.setValue(int(sampling.get("n_ctx") or 4096))
+            self.inputs["n_ctx"] = ctx_box
+            form.addRow("Context length (tokens)", ctx_box)
+            # -1 is "auto" (as many layers as free VRAM holds): an untouched dialog must not
+            # turn a GPU machine into a CPU-only one.
+            gpu_box = QSpinBox()
+            gpu_box.setRange(-1, 999)
+            gpu_box.setSpecialValueText("Auto (what free VRAM holds)")
+            layers = sampling.get("n_gpu_layers")
+            gpu_box.setValue(-1 if layers is None else int(layers))
+            self.inputs["n_gpu_layers"] = gpu_box
+            form.addRow("GPU layers (0 = CPU only)", gpu_box)
         self.make_default = QCheckBox("Use these settings for new chats too")
         form.addRow(self.make_default)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok

@@ -493,18 +493,29 @@ class ModelsPage(QDialog):
             return
         from desktop.ui.chat_settings import ChatSettingsDialog
 
-        current = {**entry.settings}
-        dialog = ChatSettingsDialog(current.get("system_prompt", ""), {
-            "n_ctx": self.ctx.settings.get("n_ctx"),
-            "n_gpu_layers": self.ctx.settings.get("n_gpu_layers"),
-            **self.ctx.settings.get("sampling", {}), **current}, self, model_fields=True)
+        dialog = ChatSettingsDialog(entry.settings.get("system_prompt", ""),
+                                    {**self._app_defaults(), **entry.settings}, self,
+                                    model_fields=True)
         dialog.setWindowTitle(f"Defaults for {entry.name}")
         dialog.make_default.hide()
         if dialog.exec() == QDialog.DialogCode.Accepted:
-            system, sampling = dialog.values()
-            self.ctx.library.set_settings(entry.path, {**current, **sampling,
-                                                       "system_prompt": system})
-            self.show_status(f"Saved defaults for {entry.name}.")
+            self.save_defaults(entry, *dialog.values())
+
+    def _app_defaults(self) -> dict[str, Any]:
+        layers = self.ctx.settings.get("n_gpu_layers")
+        return {"n_ctx": int(self.ctx.settings.get("n_ctx") or 4096),
+                "n_gpu_layers": -1 if layers is None else layers,
+                **self.ctx.settings.get("sampling", {})}
+
+    def save_defaults(self, entry: Any, system: str, values: dict[str, Any]) -> None:
+        """Keep only what differs from the app-wide defaults, so a later change there still
+        reaches this model for everything the user did not set for it."""
+        app = self._app_defaults()
+        own = {k: v for k, v in values.items() if v != app.get(k)}  # -1 GPU layers = auto
+        if system:
+            own["system_prompt"] = system
+        self.ctx.library.set_settings(entry.path, own)
+        self.show_status(f"Saved defaults for {entry.name}.")
 
     def remove_entry(self, entry: Any, delete_file: bool) -> None:
         self.ctx.library.remove(entry.path)

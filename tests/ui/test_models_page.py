@@ -190,3 +190,24 @@ def test_downloaded_embedding_model_is_used_for_documents(qtbot, page: ModelsPag
     row = next(r for r in range(page.installed.rowCount())
                if page.installed.item(r, 8).text() == str(job.path))
     assert page.installed.item(row, 6).text() == "— (embedding model)"
+
+
+def test_model_defaults_keep_gpu_auto_and_store_only_changes(page: ModelsPage,
+                                                             gemma_path: Path) -> None:
+    from desktop.ui.chat_settings import ChatSettingsDialog
+
+    page.add_path(str(gemma_path))
+    entry = page.ctx.library.find(gemma_path)
+    dialog = ChatSettingsDialog("", {**page._app_defaults(), **entry.settings}, page,
+                                model_fields=True)
+    assert dialog.inputs["n_gpu_layers"].value() == -1  # auto, not "0 = CPU only"
+    assert dialog.inputs["n_gpu_layers"].text() == "Auto (what free VRAM holds)"
+    system, values = dialog.values()
+    page.save_defaults(entry, system, values)  # OK on an untouched dialog changes nothing
+    assert page.ctx.library.find(gemma_path).settings == {}
+    dialog.inputs["n_ctx"].setValue(2048)
+    dialog.inputs["temperature"].setValue(0.2)
+    dialog.system_prompt.setPlainText("Be brief.")
+    page.save_defaults(entry, *dialog.values())
+    assert page.ctx.library.find(gemma_path).settings == {
+        "n_ctx": 2048, "temperature": 0.2, "system_prompt": "Be brief."}
