@@ -228,9 +228,15 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.model_box.blockSignals(True)
         self.model_box.clear()
         current = self.ctx.settings.get("last_model")
-        for entry in self.ctx.library.list():
-            if entry.is_embedding:
-                continue  # for document search (Documents window), not for chatting
+        chat_models = [e for e in self.ctx.library.list()
+                       if not e.is_embedding]  # embedding models serve Documents, not chat
+        usable = [e for e in chat_models if e.exists]
+        if not current and usable:
+            # Nothing chosen yet (say, right after the first download): take the latest used
+            # or added model rather than make the user pick the only sensible choice.
+            current = max(usable, key=lambda e: (e.last_used_at or 0, e.added_at)).path
+            self.ctx.settings.set("last_model", current)
+        for entry in chat_models:
             meta = entry.metadata
             label = (f"{entry.name} · {meta.get('quantization', '?')} · "
                      f"{meta.get('file_size', 0) / 1e6:,.0f} MB · {meta.get('architecture', '?')}")

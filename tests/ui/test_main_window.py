@@ -203,3 +203,19 @@ def test_interrupted_reply_can_be_continued(qtbot, open_window, data_dir: Path,
     assert len(reply.content) > len("Once upon a time, a lighthouse keeper")
     assert reply.state == "done" and reply.completion_tokens == 12
     assert window.chat_view.widgets[-1].message.content == reply.content
+
+
+def test_first_downloaded_model_is_chosen(open_window, data_dir: Path, gemma_path: Path,
+                                          embed_model_path: Path) -> None:
+    _prepare(data_dir, None)
+    from desktop.core.context import AppContext
+
+    ctx = AppContext(data_dir)
+    ctx.library.add(embed_model_path)  # an embedding model alone is no chat model
+    ctx.close()
+    window = open_window(data_dir)
+    assert window.ctx.settings.get("last_model") is None
+    window.ctx.library.add(gemma_path)  # e.g. the first download finished
+    window.refresh_models()
+    assert window.ctx.settings.get("last_model") == str(gemma_path)
+    assert window.model_box.currentData() == str(gemma_path)
