@@ -180,6 +180,9 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
         service = ChatService(ctx)
         if not args.model and not ctx.settings.get("last_model"):
             ctx.ensure_starter()
+            latest = ctx.library.latest_chat_model()
+            if latest is not None and not ctx.settings.get("last_model"):
+                ctx.settings.set("last_model", latest.path)  # same choice as the window's
         chats = ctx.chats
         if args.conversation is not None:
             conversation = chats.conversation(args.conversation)

@@ -230,11 +230,11 @@ class MainWindow(FileDropTarget, QMainWindow):
         current = self.ctx.settings.get("last_model")
         chat_models = [e for e in self.ctx.library.list()
                        if not e.is_embedding]  # embedding models serve Documents, not chat
-        usable = [e for e in chat_models if e.exists]
-        if not current and usable:
-            # Nothing chosen yet (say, right after the first download): take the latest used
-            # or added model rather than make the user pick the only sensible choice.
-            current = max(usable, key=lambda e: (e.last_used_at or 0, e.added_at)).path
+        latest = None if current else self.ctx.library.latest_chat_model()
+        if latest is not None:
+            # Nothing chosen yet (say, right after the first download): take that model
+            # rather than make the user pick the only sensible choice.
+            current = latest.path
             self.ctx.settings.set("last_model", current)
         for entry in chat_models:
             meta = entry.metadata

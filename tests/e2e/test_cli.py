@@ -76,6 +76,21 @@ def test_plain_chat_streams_to_stdout(data_dir: Path, gemma_path: Path) -> None:
     assert out.stderr == "" or "Traceback" not in out.stderr
 
 
+def test_chat_uses_the_library_model_when_none_was_chosen(data_dir: Path, gemma_path: Path,
+                                                          embed_model_path: Path) -> None:
+    import json
+
+    (data_dir / "settings.json").write_text(json.dumps({"starter_registered": True}))
+    hearth(data_dir, "models", "add", str(embed_model_path))
+    refused = hearth(data_dir, "chat", "hi", check=False)  # an embedding model cannot chat
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    hearth(data_dir, "models", "add", str(gemma_path))
+    out = json.loads(hearth(data_dir, "chat", "--max-tokens", "3", "--json", "Hello").stdout)
+    assert out["completion_tokens"] == 3
+    settings = json.loads((data_dir / "settings.json").read_text())
+    assert settings["last_model"] == str(gemma_path)
+
+
 def test_errors_are_one_line_without_traceback(data_dir: Path, tmp_path: Path) -> None:
     missing = hearth(data_dir, "chat", "--model", str(tmp_path / "nope.gguf"), "hi", check=False)
     assert missing.returncode != 0

@@ -115,7 +115,7 @@ class ChatService:
             if self.ctx.engine.loaded:
                 return self.model
         if not path:
-            raise HearthError("No model is chosen. Pick a model (or open a GGUF file) first.")
+            raise HearthError("No chat model is chosen: pick one in the window or pass --model PATH.")
         return self.load_model(path)
 
     # --- conversations ---------------------------------------------------------------

@@ -93,6 +93,11 @@ class ModelLibrary:
         rows = self.db.query("SELECT * FROM models ORDER BY last_used_at DESC NULLS LAST, name")
         return [_entry(r) for r in rows]
 
+    def latest_chat_model(self) -> ModelEntry | None:
+        """The chat model to use when none was chosen: the latest used, else latest added."""
+        usable = [e for e in self.list() if e.exists and not e.is_embedding]
+        return max(usable, key=lambda e: (e.last_used_at or 0, e.added_at), default=None)
+
     def set_settings(self, path: str, settings: dict[str, Any]) -> ModelEntry:
         """Per-model defaults: n_ctx, n_gpu_layers, system_prompt and sampling keys."""
         clean = {k: v for k, v in settings.items() if v is not None}
