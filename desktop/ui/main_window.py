@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -83,6 +84,8 @@ class MainWindow(FileDropTarget, QMainWindow):
 
         self.model_box = QComboBox()
         self.model_box.setMinimumWidth(200)
+        self.model_box.setMaximumWidth(440)  # grows with the window so names are not cut
+        self.model_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_box.activated.connect(self._model_chosen)
         self.model_status = QLabel()
@@ -115,7 +118,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.settings_button.setToolTip("System prompt and sampling for this chat")
         self.settings_button.clicked.connect(self.edit_chat_settings)
         top = QHBoxLayout()
-        top.addWidget(self.model_box)
+        top.addWidget(self.model_box, 3)
         top.addWidget(self.models_button)
         top.addWidget(self.documents_button)
         top.addWidget(self.sources_button)
