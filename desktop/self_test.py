@@ -59,11 +59,18 @@ def run_self_test(model: str | None, timeout_s: float = 180.0) -> int:
             if reply is None or reply.role != "assistant" or not reply.completion_tokens:
                 print("Hearth self-test FAILED: the reply was not stored")
                 return 1
+            from desktop.core.models.catalog import load_catalog
+
+            catalog = load_catalog()  # shipped in resources/: proves the bundle carries them
+            if not catalog:
+                print("Hearth self-test FAILED: the recommended-models list is missing")
+                return 1
             loaded = window.service.model
             print(f"Hearth self-test OK: window shown, worker started, model "
                   f"{loaded.info.name} ({loaded.info.quantization}) loaded, "
                   f"{reply.completion_tokens} tokens at {reply.tokens_per_s or 0:.1f} tok/s, "
-                  f"history read back ({len(messages)} messages) "
+                  f"history read back ({len(messages)} messages), "
+                  f"{len(catalog)} recommended models listed, "
                   f"in {time.perf_counter() - started:.1f} s")
             return 0
         finally:
