@@ -36,6 +36,11 @@ class FakeHub:
     fail_500: int = 0  # the next N file requests fail with 500
     throttle_bps: int = 0
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)  # (method, path, Range)
+    # Like the real Hub, answer file requests with a redirect to a signed "CDN" URL on another
+    # host name; that host refuses a request that also carries an Authorization header (as S3
+    # does: "Only one auth mechanism allowed").
+    redirect_host: str | None = None
+    auth_log: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
 
     def add_file(self, repo: str, name: str, path: Path, sha256: str | None = None) -> None:
         digest = sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
@@ -76,13 +81,26 @@ class FakeHub:
                     if repo not in hub.repos:
                         return self._json({"error": "Repository not found"}, 404)
                     return self._json(hub._info(repo))
-                match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", url.path)
+                auth = self.headers.get("Authorization")
+                hub.auth_log.append((url.path, auth))
+                signed = url.path.startswith("/cdn/")
+                path = url.path[len("/cdn"):] if signed else url.path
+                match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/[^/]+/(.+)", path)
                 if not match:
                     return self._json({"error": "not found"}, 404)
                 repo, name = unquote(match.group(1)), unquote(match.group(2))
-                if repo in hub.gated and self.headers.get("Authorization") != \
-                        f"Bearer {hub.gated[repo]}":
+                if signed and auth:
+                    return self._json({"error": "Only one auth mechanism allowed"}, 400)
+                if not signed and repo in hub.gated and auth != f"Bearer {hub.gated[repo]}":
                     return self._json({"error": "Access to this model is restricted"}, 401)
+                if hub.redirect_host and not signed and name in hub.repos.get(repo, {}):
+                    port = self.server.server_address[1]
+                    self.send_response(302)
+                    self.send_header("Location", f"http://{hub.redirect_host}:{port}/cdn{path}"
+                                                 "?X-Amz-Signature=signed")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 file = hub.repos.get(repo, {}).get(name)
                 if file is None:
                     return self._json({"error": "Entry not found"}, 404)

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GEMMA_REPO = "google/gemma-3-270m-GGUF"
 GEMMA_FILE = "gemma-3-270m-Q4_K_M.gguf"
 GEMMA_SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+GEMMA_SIZE = 253113024
 FAST = {"backoff_s": 0.01, "retries": 4}
 
 
@@ -332,3 +333,21 @@ def test_cancelling_a_paused_download_deletes_its_part(fake_hub: FakeHub, data_d
         assert json.loads(store.read_text()) == []
     finally:
         ctx.close()
+
+
+def test_redirect_to_the_cdn_drops_the_token_and_keeps_the_range(fake_hub: FakeHub,
+                                                                  tmp_path: Path) -> None:
+    # The real Hub answers /resolve/ with a redirect to a signed CDN URL on another host. The
+    # token must not follow it (it would leak, and a signed URL plus a token is refused).
+    fake_hub.redirect_host = "localhost"  # the Hub itself is 127.0.0.1: another host name
+    job = _job("acme/secret-GGUF", "secret-Q4_0.gguf")
+    assert run_job(job, tmp_path / "models", None, "hf_test_token", **FAST).is_file()
+    seen = [(p.startswith("/cdn/"), a) for p, a in fake_hub.auth_log if p.endswith(".gguf")]
+    assert seen == [(False, "Bearer hf_test_token"), (True, None)]
+
+    fake_hub.cut_after[GEMMA_FILE] = 30_000_000
+    dest = tmp_path / "g" / GEMMA_FILE
+    download_file(hub.file_url(GEMMA_REPO, GEMMA_FILE), dest, size=GEMMA_SIZE,
+                  sha256=GEMMA_SHA, state=DownloadState(), token="hf_test_token", **FAST)
+    cdn = [r for _, p, r in fake_hub.requests if p.startswith("/cdn/") and p.endswith(GEMMA_FILE)]
+    assert cdn == [None, "bytes=30000000-"]  # the resume's Range reached the CDN

@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,25 @@ class DownloadState:
             raise DownloadStopped("Download cancelled.")
         if self._pause.is_set():
             raise DownloadStopped("Download paused; it resumes where it stopped.")
+
+
+class _TokenStaysHome(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but send the Hugging Face token only to the host it was meant for.
+
+    The Hub answers a download with a redirect to a signed CDN URL on another host; urllib
+    would forward the Authorization header there, leaking the token (and S3-style storage
+    refuses a signed URL that also carries a token). Range and the other headers still go."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
+                urllib.parse.urlsplit(req.full_url).netloc:
+            new.remove_header("Authorization")
+        return new
+
+
+_opener = urllib.request.build_opener(_TokenStaysHome)
 
 
 def part_path(dest: Path) -> Path:
@@ -138,8 +158,8 @@ def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                        timeout=timeout_s) as response:
+            with _opener.open(urllib.request.Request(url, headers=headers),
+                              timeout=timeout_s) as response:
                 if have and response.status == 200:
                     # The server ignored Range: start over rather than append a second copy.
                     part.unlink(missing_ok=True)
