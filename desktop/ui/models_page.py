@@ -464,7 +464,7 @@ class ModelsPage(QDialog):
     def _scan(self) -> None:
         from desktop.core.models.scan import scan
 
-        self.show_status("Looking for models in LM Studio, GPT4All, Ollama and the HF cache…")
+        self.show_status("Looking for models in LM Studio, GPT4All, Jan, Ollama and the HF cache…")
         run_in_background(scan, on_done=self._offer_found,
                           on_error=lambda e: self.show_status(str(e), True))
 

@@ -144,3 +144,18 @@ def test_gpu_layer_plan_from_free_vram(gemma_path: Path) -> None:
     assert 0 < layers < 19 and "the rest on the CPU" in why
     assert gpu_layer_plan(info, 4096, Memory(32 * GB, 24 * GB)) == (
         0, "no GPU memory detected: running on the CPU")
+
+
+def test_scan_looks_where_each_app_keeps_models(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    from desktop.core.models.scan import known_locations
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama-models"))
+    places = known_locations()
+    assert set(places) == {"LM Studio", "GPT4All", "Jan", "Ollama", "Hugging Face cache"}
+    assert places["Hugging Face cache"] == [tmp_path / "hub-cache"]
+    assert places["Ollama"][0] == tmp_path / "ollama-models" / "blobs"
+    assert tmp_path / ".lmstudio" / "models" in places["LM Studio"]
+    assert tmp_path / "jan" / "models" in places["Jan"]

@@ -16,19 +16,28 @@ def _home() -> Path:
 def known_locations() -> dict[str, list[Path]]:
     home = _home()
     if sys.platform == "win32":
-        local = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local"))
-        gpt4all = [local / "nomic.ai" / "GPT4All"]
+        app_data = Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local"))
+        roaming = Path(os.environ.get("APPDATA", home / "AppData" / "Roaming"))
+        gpt4all = [app_data / "nomic.ai" / "GPT4All"]
+        jan_data = roaming / "Jan" / "data"
     elif sys.platform == "darwin":
-        gpt4all = [home / "Library" / "Application Support" / "nomic.ai" / "GPT4All"]
+        support = home / "Library" / "Application Support"
+        gpt4all = [support / "nomic.ai" / "GPT4All"]
+        jan_data = support / "Jan" / "data"
     else:
         data = Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share"))
         gpt4all = [data / "nomic.ai" / "GPT4All"]
+        jan_data = data / "Jan" / "data"
     hf_home = Path(os.environ.get("HF_HOME", home / ".cache" / "huggingface"))
+    ollama = [Path(os.environ.get("OLLAMA_MODELS", home / ".ollama" / "models")) / "blobs"]
+    if sys.platform.startswith("linux"):
+        ollama.append(Path("/usr/share/ollama/.ollama/models/blobs"))  # the system service
     return {
         "LM Studio": [home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models"],
         "GPT4All": gpt4all,
-        "Ollama": [Path(os.environ.get("OLLAMA_MODELS", home / ".ollama" / "models")) / "blobs"],
-        "Hugging Face cache": [hf_home / "hub"],
+        "Jan": [jan_data / "llamacpp" / "models", jan_data / "models", home / "jan" / "models"],
+        "Ollama": ollama,
+        "Hugging Face cache": [Path(os.environ.get("HF_HUB_CACHE", hf_home / "hub"))],
     }
 
 
