@@ -167,10 +167,6 @@ class DownloadQueue:
             self._remove_parts(job)
             self._changed(job)
 
-    @property
-    def active(self) -> bool:
-        return any(j.state.status in ("queued", "downloading", "verifying") for j in self.jobs)
-
     def _remove_parts(self, job: DownloadJob) -> None:
         for filename in job.model.files:
             dest = target_path(self.models_dir, job.repo, filename)
@@ -183,16 +179,16 @@ class DownloadQueue:
     def _save(self) -> None:
         if self.store is None:
             return
-        with self._wake:
+        with self._wake:  # one writer at a time: the GUI thread and the worker both save
             pending = [{"repo": j.repo, "model": asdict(j.model)}
                        for j in self.jobs if j.state.status in PENDING]
-        try:
-            self.store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.store.with_suffix(".tmp")
-            tmp.write_text(json.dumps(pending, indent=1), encoding="utf-8")
-            os.replace(tmp, self.store)
-        except OSError:
-            pass  # a full or read-only disk must not break the download itself
+            try:
+                self.store.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.store.with_suffix(".tmp")
+                tmp.write_text(json.dumps(pending, indent=1), encoding="utf-8")
+                os.replace(tmp, self.store)
+            except OSError:
+                pass  # a full or read-only disk must not break the download itself
 
     def _restore(self) -> None:
         if self.store is None:
