@@ -278,9 +278,20 @@ class ModelsPage(QDialog):
                                          "Token for gated repositories (kept in the system "
                                          "keychain):", QLineEdit.EchoMode.Password)
         if ok and token.strip():
-            run_in_background(set_token, token, on_done=lambda stored: self.show_status(
-                "Token stored in the system keychain." if stored else
-                "No system keychain works here: the token is kept until Hearth closes."))
+            self.store_token(token)
+
+    def store_token(self, token: str) -> None:
+        def stored(in_keychain: bool) -> None:
+            waiting = [j for j in self.queue.jobs
+                       if j.state.status == "failed" and j.state.needs_token]
+            for job in waiting:  # the downloads that stopped for want of a token go on
+                self.queue.resume(job)
+            self.show_status(("Token stored in the system keychain." if in_keychain else
+                              "No system keychain works here: the token is kept until Hearth "
+                              "closes.")
+                             + (f" Retrying {len(waiting)} download(s)." if waiting else ""))
+
+        run_in_background(set_token, token, on_done=stored, on_error=self.show_error)
 
     # --- downloads -------------------------------------------------------------------
     def _downloads_tab(self) -> QWidget:
@@ -290,7 +301,7 @@ class ModelsPage(QDialog):
         column.addWidget(self.downloads, 1)
         row = QHBoxLayout()
         for label, handler in (("Pause", self._pause), ("Resume", self._resume),
-                               ("Cancel", self._cancel)):
+                               ("Cancel", self._cancel), ("Hugging Face token…", self.ask_token)):
             button = QPushButton(label)
             button.clicked.connect(handler)
             row.addWidget(button)
@@ -320,7 +331,9 @@ class ModelsPage(QDialog):
             else:
                 self.show_status(f"{job.model.name} is downloaded, verified and ready.")
         elif job.state.status == "failed":
-            self.show_status(job.state.error, error=True)
+            self.show_status(job.state.error + (" Use “Hugging Face token…”; the download "
+                                                "retries by itself." if job.state.needs_token
+                                                else ""), error=True)
         active = any(j.state.status in ("downloading", "verifying") for j in self.queue.jobs)
         if active and not self.timer.isActive():
             self.timer.start()

@@ -211,3 +211,29 @@ def test_model_defaults_keep_gpu_auto_and_store_only_changes(page: ModelsPage,
     page.save_defaults(entry, *dialog.values())
     assert page.ctx.library.find(gemma_path).settings == {
         "n_ctx": 2048, "temperature": 0.2, "system_prompt": "Be brief."}
+
+
+def test_gated_download_goes_on_once_the_token_is_given(qtbot, page: ModelsPage,
+                                                        hub_server: FakeHub,
+                                                        tmp_path: Path) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    from desktop.core.models import hub
+    from desktop.core.models.token import forget_token
+
+    keyring.set_keyring(fail.Keyring())  # like a machine without a keychain: never a real one
+    hub_server.add_file("acme/secret-GGUF", "secret-Q4_0.gguf",
+                        write_small_gguf(tmp_path / "secret.gguf"))
+    hub_server.gated["acme/secret-GGUF"] = "hf_test_token"
+    hub_server.throttle_bps = 0
+    try:
+        [model] = hub.repo_files("acme/secret-GGUF", token="hf_test_token").models
+        job = page.start_download("acme/secret-GGUF", model)
+        qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
+        assert job.state.needs_token and "Hugging Face token…" in page.status.text()
+        page.store_token("hf_test_token")
+        qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
+        assert job.path is not None and job.path.is_file()
+    finally:
+        forget_token()

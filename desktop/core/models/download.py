@@ -33,6 +33,10 @@ class DownloadError(HearthError):
     """A download that failed; the message says what happened and what is kept."""
 
 
+class AccessDenied(DownloadError):
+    """401/403: the repository is gated or private and needs (another) token."""
+
+
 class DownloadStopped(HearthError):
     """Paused (the .part is kept for resuming) or cancelled (the .part is removed)."""
 
@@ -47,6 +51,7 @@ class DownloadState:
     speed: float = 0.0  # bytes/s, smoothed
     status: str = "queued"  # queued | downloading | verifying | done | paused | cancelled | failed
     error: str = ""
+    needs_token: bool = False  # failed on a gated repository: a token may fix it
     _pause: threading.Event = field(default_factory=threading.Event, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -113,7 +118,7 @@ def _hash_existing(path: Path, hasher: hashlib._Hash, state: DownloadState) -> i
 def _http_error(exc: urllib.error.HTTPError, label: str) -> DownloadError | None:
     """Errors that retrying cannot fix; None means retry."""
     if exc.code in (401, 403):
-        return DownloadError(
+        return AccessDenied(
             f"{label}: access denied ({exc.code}). This repository is gated or private: accept "
             "its terms on huggingface.co and enter your Hugging Face token in Hearth.")
     if exc.code == 404:

@@ -12,6 +12,7 @@ from pathlib import Path
 from desktop.core.errors import error_text
 from desktop.core.models import hub
 from desktop.core.models.download import (
+    AccessDenied,
     DownloadError,
     DownloadState,
     DownloadStopped,
@@ -141,7 +142,7 @@ class DownloadQueue:
 
     def resume(self, job: DownloadJob) -> None:
         with self._wake:
-            job.state.status, job.state.error = "queued", ""
+            job.state.status, job.state.error, job.state.needs_token = "queued", "", False
             self._wake.notify()
         self._changed(job)
 
@@ -231,4 +232,5 @@ class DownloadQueue:
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the job
                 job.state.status = "failed"
                 job.state.error = error_text(exc)
+                job.state.needs_token = isinstance(exc, AccessDenied)
             self._changed(job)
