@@ -85,3 +85,33 @@ def test_raise_exception_and_broken_templates() -> None:
     broken = ChatFormat("{% for %}", "model", [])
     with pytest.raises(TemplateError, match="could not be rendered"):
         render_parts(broken, CONVERSATION)
+
+
+def test_templates_written_for_hugging_face_render_the_same_here() -> None:
+    # Features real published templates rely on: loop controls, the {% generation %} tag,
+    # plain-JSON tojson, string methods, namespaces and strftime_now.
+    source = (
+        "{%- set ns = namespace(last_user=0) %}"
+        "{%- for m in messages %}{% if m.role == 'user' %}{% set ns.last_user = loop.index0 %}"
+        "{% endif %}{% endfor %}"
+        "{{- bos_token }}{{ {'today': strftime_now('%Y')}|tojson|length > 0 }}\n"
+        "{%- for m in messages %}"
+        "{%- if loop.index0 > ns.last_user and m.role == 'assistant' %}{% break %}{% endif %}"
+        "{%- if m.role == 'system' %}{% continue %}{% endif %}"
+        "<|{{ m.role }}|>{% if m.role == 'assistant' %}{% generation %}"
+        "{{ m.content.strip() }}{% endgeneration %}{% else %}{{ m.content | trim }}{% endif %}\n"
+        "{%- endfor %}"
+        "{{ {'tool': 'ünïcode <b>'}|tojson }}"
+        "{%- if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    parts = render_parts(ChatFormat(source, "model", [], bos_token="<s>"), CONVERSATION)
+    text = parts_text(parts)
+    assert text.startswith("<s>True<|user|>Hi <end_of_turn><|assistant|>Hello!<|user|>Again?")
+    assert '{"tool": "ünïcode <b>"}<|assistant|>' in text  # not \u00fc or \u003c
+    assert "<|system|>" not in text
+    contents = [p["text"] for p in parts if not p["special"]]
+    assert contents == [m["content"] for m in CONVERSATION if m["role"] != "system"]
+    stops = ChatFormat("{% for m in messages %}{% if loop.index > 2 %}{% break %}{% endif %}"
+                       "{{ m.role }};{% endfor %}", "model", [])
+    assert parts_text(render_parts(stops, CONVERSATION, add_generation_prompt=False)) == \
+        "system;user;"

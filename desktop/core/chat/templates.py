@@ -8,13 +8,16 @@ the worker can reuse the exact token ids it produced and the KV-cache prefix sta
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from desktop.core.errors import TemplateError, UnsafeTemplateError
@@ -93,8 +96,31 @@ def _raise_exception(message: str) -> None:
     raise TemplateError(f"The model's chat template refused this conversation: {message}")
 
 
+class _GenerationTag(Extension):
+    """`{% generation %}...{% endgeneration %}` marks assistant text for training masks in
+    Hugging Face's renderer; here it only renders its body, so such templates still parse."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: Any) -> nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.Scope(body, lineno=lineno)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators: Any = None, sort_keys: bool = False) -> str:
+    # As Hugging Face's renderer defines it: plain JSON, not Jinja's HTML-escaped variant.
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    # The same sandbox, extensions and helpers as the transformers library, which is what the
+    # templates published with models are written and tested against.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[loopcontrols, _GenerationTag])
+    env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env
