@@ -45,6 +45,20 @@ def test_follow_up_turn_is_served_from_the_cache(service: ChatService) -> None:
     assert second.prompt_tokens - second.cached_tokens < 20
 
 
+def test_asking_again_after_a_reply_failed_before_its_first_word(service: ChatService) -> None:
+    conversation = service.new_conversation()
+    chats = service.ctx.chats
+    chats.add_message(conversation.id, "user", "Name a colour.")
+    chats.add_message(conversation.id, "assistant", "", state="failed")  # died before a word
+    reply = service.send(conversation.id, "Name a colour, please.")
+    assert reply.state == "done" and reply.completion_tokens
+    parts = service.build_prompt(chats.conversation(conversation.id), service.model,
+                                 service.sampling(conversation), exclude=reply.id)
+    text = "".join(p["text"] for p in parts)
+    assert text.count("<start_of_turn>user") == 1  # one user turn holding both questions
+    assert "Name a colour.\n\nName a colour, please." in text
+
+
 def test_per_conversation_sampling_and_seed(service: ChatService) -> None:
     settings = {"temperature": 1.0, "seed": 1234, "max_tokens": 12}
     a = service.new_conversation(settings=settings)

@@ -7,6 +7,7 @@ import pytest
 
 from desktop.core.chat.templates import (
     ChatFormat,
+    alternate,
     check_template,
     choose_format,
     parts_text,
@@ -115,3 +116,20 @@ def test_templates_written_for_hugging_face_render_the_same_here() -> None:
                        "{{ m.role }};{% endfor %}", "model", [])
     assert parts_text(render_parts(stops, CONVERSATION, add_generation_prompt=False)) == \
         "system;user;"
+
+
+def test_a_question_asked_again_after_a_failed_reply_still_renders() -> None:
+    # The first reply failed before its first word, so two user turns follow each other.
+    # A Gemma/Mistral-style template refuses that; the turns are merged instead.
+    strict = ChatFormat(
+        "{% for m in messages %}{% if (m.role == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate') }}{% endif %}"
+        "[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] ", "model", [])
+    turns = [{"role": "user", "content": "Hi"}, {"role": "user", "content": "Hi again"},
+             {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}]
+    with pytest.raises(TemplateError, match="alternate"):
+        render_parts(strict, turns)
+    merged = alternate(turns)
+    assert [t["role"] for t in merged] == ["user", "assistant", "user"]
+    assert parts_text(render_parts(strict, merged)).startswith("[user] Hi\n\nHi again\n")
+    assert turns[0]["content"] == "Hi"  # the caller's list is left alone

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
-from desktop.core.chat.templates import ChatFormat, check_template, choose_format, render_parts
+from desktop.core.chat.templates import (
+    ChatFormat,
+    alternate,
+    check_template,
+    choose_format,
+    render_parts,
+)
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError, ModelFileError
@@ -250,7 +256,8 @@ class ChatService:
                                 int(params.get("max_tokens") or 512))
         start = window_start(self._count(model, history), [m.role for m in history], budget)
         self.context_start[conversation.id] = history[start].id if start and history else None
-        turns = [{"role": m.role, "content": m.context or m.content} for m in history[start:]]
+        turns = alternate([{"role": m.role, "content": m.context or m.content}
+                           for m in history[start:]])
         if system:
             turns.insert(0, {"role": "system", "content": system})
         return render_parts(model.fmt, turns)

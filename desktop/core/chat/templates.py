@@ -186,6 +186,20 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
     return parts
 
 
+def alternate(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Merge back-to-back turns of the same role (a question asked again after a reply that
+    failed before its first word). Many templates (Gemma, Mistral, Llama 2) refuse a chat
+    whose roles do not alternate, which would lock the user out of the conversation."""
+    merged: list[dict[str, str]] = []
+    for turn in turns:
+        if merged and merged[-1]["role"] == turn["role"]:
+            merged[-1] = {**merged[-1], "content": merged[-1]["content"] + "\n\n"
+                          + turn["content"]}
+        else:
+            merged.append(dict(turn))
+    return merged
+
+
 def check_template(fmt: ChatFormat) -> None:
     """Render a sample conversation; raise UnsafeTemplateError for a hostile template.
 
