@@ -32,6 +32,8 @@ def file_url(repo: str, filename: str, revision: str = "main") -> str:
 
 
 def _api(token: str | None) -> Any:
+    # No telemetry, ever (read by huggingface_hub at import, hence before it).
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from huggingface_hub import HfApi  # heavy: imported only when the user asks the Hub
 
     return HfApi(endpoint=endpoint(), token=token or False)
