@@ -45,7 +45,6 @@ class AppContext:
             raise HearthError(f"Hearth cannot write to {target}: {exc.strerror or exc}. "
                               "Choose another folder.") from exc
         self.settings.set("models_dir", str(target))
-        self.settings.save()
         self.library.models_dir = target
         return target
 
