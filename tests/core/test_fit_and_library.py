@@ -159,3 +159,16 @@ def test_scan_looks_where_each_app_keeps_models(monkeypatch: pytest.MonkeyPatch,
     assert places["Ollama"][0] == tmp_path / "ollama-models" / "blobs"
     assert tmp_path / ".lmstudio" / "models" in places["LM Studio"]
     assert tmp_path / "jan" / "models" in places["Jan"]
+
+
+def test_loading_a_model_too_large_for_the_machine_is_said(gemma_path: Path) -> None:
+    from desktop.core.models.fit import Memory, too_large_warning
+    from desktop.core.models.gguf import read_gguf
+
+    info = read_gguf(gemma_path)
+    small = Memory(total_ram=400 * 2**20, available_ram=150 * 2**20)
+    warning = too_large_warning(info, 4096, small)
+    assert warning is not None and warning.startswith("Too large for this machine")
+    assert "very slow" in warning
+    roomy = Memory(total_ram=16 * 2**30, available_ram=8 * 2**30)
+    assert too_large_warning(info, 4096, roomy) is None

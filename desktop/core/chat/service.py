@@ -27,7 +27,7 @@ from desktop.core.chat.templates import (
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError, ModelFileError
-from desktop.core.models.fit import detect_memory, gpu_layer_plan
+from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_warning
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Conversation, Message, title_from
@@ -84,8 +84,9 @@ class ChatService:
                 "as the embedding model in Documents.")
         if n_gpu_layers is None:
             n_gpu_layers = own.get("n_gpu_layers", settings.get("n_gpu_layers"))
+        memory = detect_memory()
         if n_gpu_layers is None or n_gpu_layers < 0:
-            n_gpu_layers, plan = gpu_layer_plan(info, n_ctx, detect_memory())
+            n_gpu_layers, plan = gpu_layer_plan(info, n_ctx, memory)
         else:
             plan = f"{n_gpu_layers} GPU layers (set by you)" if n_gpu_layers else "CPU (set by you)"
         options = LoadOptions(
@@ -108,6 +109,9 @@ class ChatService:
         loaded = self.ctx.engine.load(options)["info"]
         if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
             plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
+        warning = too_large_warning(info, n_ctx, memory)
+        if warning:
+            plan = f"{plan}. {warning}"  # said where the model status shows, not hidden in a log
         self.model = ModelState(path, info, fmt, loaded, plan)
         if self.ctx.library.find(path) is None:
             self.ctx.library.add(path)

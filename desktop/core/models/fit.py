@@ -167,6 +167,17 @@ def recommend(candidates: list[tuple[str, str | None, Fit]]) -> str | None:
     return max(sensible, key=lambda item: BITS_PER_WEIGHT.get(item[1] or "", 0))[0]
 
 
+def too_large_warning(info: GGUFInfo, n_ctx: int, memory: Memory) -> str | None:
+    """What to tell someone loading a model this machine cannot hold (None when it fits).
+
+    Loading is not refused: llama.cpp maps the file, so it may still start, only slowly."""
+    fit = judge(estimate_from_header(info, n_ctx), memory)
+    if fit.label != "too_large":
+        return None
+    return (f"{fit.text} Expect it to be very slow or to stop; a smaller quantization or a "
+            "shorter context fits better.")
+
+
 def gpu_layer_plan(info: GGUFInfo, n_ctx: int, memory: Memory) -> tuple[int, str]:
     """How many layers to offload, from free VRAM and the model's per-layer size, and why."""
     layers = (info.block_count or 0) + 1  # + the output layer, as llama.cpp counts them
