@@ -211,6 +211,8 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 sys.stdout.flush()
 
         reply = service.send(conversation.id, args.message, on_text=stream)
+        if service.model is not None and service.model.warning:
+            print(f"hearth: {service.model.warning}", file=sys.stderr)
         if args.json:
             print(json.dumps({
                 "conversation_id": conversation.id,

@@ -272,6 +272,8 @@ class MainWindow(FileDropTarget, QMainWindow):
         loaded = model is not None and model.path == entry.path
         notes.insert(0, f"Loaded: {model.gpu_plan}." if loaded and model else
                      "Loads when you send a message.")
+        if loaded and model and model.warning:
+            notes.insert(1, model.warning)  # where the model status shows, not in a log
         self.model_status.setText(" ".join(notes))
 
     def _model_chosen(self, index: int) -> None:

@@ -44,6 +44,7 @@ class ModelState:
     fmt: ChatFormat
     loaded: dict[str, Any]
     gpu_plan: str = ""
+    warning: str | None = None  # e.g. the model is too large for this machine
 
     @property
     def n_ctx(self) -> int:
@@ -109,10 +110,8 @@ class ChatService:
         loaded = self.ctx.engine.load(options)["info"]
         if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
             plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
-        warning = too_large_warning(info, n_ctx, memory)
-        if warning:
-            plan = f"{plan}. {warning}"  # said where the model status shows, not hidden in a log
-        self.model = ModelState(path, info, fmt, loaded, plan)
+        self.model = ModelState(path, info, fmt, loaded, plan,
+                                too_large_warning(info, n_ctx, memory))
         if self.ctx.library.find(path) is None:
             self.ctx.library.add(path)
         self.ctx.library.mark_used(path)
