@@ -35,7 +35,7 @@ from desktop import paths
 from desktop.core.context import AppContext
 from desktop.core.errors import error_text
 from desktop.core.models import hub
-from desktop.core.models.catalog import load_catalog
+from desktop.core.models.catalog import CatalogEntry, load_catalog
 from desktop.core.models.download_queue import PENDING, DownloadJob, DownloadQueue
 from desktop.core.models.fit import (
     Memory,
@@ -69,6 +69,13 @@ def _table(headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
+
+
+def _installed_copy(entry: CatalogEntry, installed: list[Any]) -> Any:
+    """The library entry holding this recommended file (same name and size), wherever it came
+    from, so nobody downloads gigabytes twice."""
+    return next((e for e in installed if e.exists and Path(e.path).name == entry.file
+                 and int(e.metadata.get("file_size", 0)) == entry.size), None)
 
 
 def _item(text: str, tooltip: str = "", color: str | None = None) -> QTableWidgetItem:
@@ -176,6 +183,10 @@ class ModelsPage(QDialog):
             self.show_status("Select a model first.")
             return
         entry = self.catalog[row]
+        have = _installed_copy(entry, self.ctx.library.list())
+        if have is not None:
+            self.show_status(f"{entry.name} is already on this computer: {have.path}")
+            return
         # The catalog pins the commit, size and SHA-256: no listing call is needed, and the
         # file must match what Hearth shipped.
         self.start_download(entry.repo, entry.model_file())
@@ -404,13 +415,9 @@ class ModelsPage(QDialog):
         return page
 
     def _mark_installed_catalog(self, entries: list[Any]) -> None:
-        """Tick recommended models already on disk (same file name and size), wherever they
-        came from, so nobody downloads 5 GB twice."""
-        have = {(Path(e.path).name, int(e.metadata.get("file_size", 0)))
-                for e in entries if e.exists}
         for row, entry in enumerate(self.catalog):
-            self.catalog_table.setItem(row, 2, _item("✓ yes" if (entry.file, entry.size) in have
-                                                     else ""))
+            have = _installed_copy(entry, entries) is not None
+            self.catalog_table.setItem(row, 2, _item("✓ yes" if have else ""))
 
     def refresh_installed(self) -> None:
         entries = self.ctx.library.list()

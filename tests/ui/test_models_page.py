@@ -57,6 +57,9 @@ def test_recommended_models_on_disk_are_ticked(page: ModelsPage, tmp_path: Path)
     assert page.catalog_table.item(row, 2).text() == "✓ yes"
     assert all(page.catalog_table.item(r, 2).text() == ""
                for r in range(page.catalog_table.rowCount()) if r != row)
+    page.catalog_table.selectRow(row)
+    page._download_catalog()  # no second copy of what is already here
+    assert page.queue.jobs == [] and "already on this computer" in page.status.text()
 
 
 def test_search_list_and_download_while_the_window_responds(qtbot, page: ModelsPage,
