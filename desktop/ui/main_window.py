@@ -49,6 +49,8 @@ EMPTY_NO_MODEL = (
     "<p>There is no model yet. Click <b>Models…</b> above to download a recommended one (Hearth "
     "tells you which fit this computer), or choose <b>Open GGUF file…</b> in the model list to "
     "use a model you already have.</p>"
+    "<p>Models from LM Studio, GPT4All, Jan or Ollama: <b>Models…</b> → <b>Installed</b> → "
+    "<b>Find models from other apps</b> adds them without copying.</p>"
 )
 EMPTY_READY = "<h2>Start a conversation</h2><p>Type a message below. Enter sends.</p>"
 
