@@ -36,6 +36,34 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+_NUMBER = (int, float)
+_OPTIONAL_INT = (int, type(None))
+_OPTIONAL_STR = (str, type(None))
+# What each stored value may be. A hand-edited or damaged file with a wrong type must not
+# crash the app: such a value is dropped and its default used.
+TYPES: dict[str, tuple[type, ...]] = {
+    "version": (int,), "system_prompt": (str,), "sampling": (dict,), "n_ctx": (int,),
+    "n_gpu_layers": _OPTIONAL_INT, "n_threads": _OPTIONAL_INT, "last_model": _OPTIONAL_STR,
+    "last_conversation": _OPTIONAL_INT, "window_geometry": _OPTIONAL_STR,
+    "starter_registered": (bool,), "kv_states_on_disk": (bool,), "kv_states_ram_mb": (int,),
+    "models_dir": _OPTIONAL_STR, "embed_model": _OPTIONAL_STR,
+    "doc_max_file_mb": _NUMBER, "doc_max_chunks": (int,), "doc_chunk_tokens": (int,),
+    "doc_chunk_overlap": (int,),
+}
+SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": _NUMBER, "top_p": _NUMBER, "top_k": (int,), "min_p": _NUMBER,
+    "repeat_penalty": _NUMBER, "max_tokens": (int,), "seed": _OPTIONAL_INT,
+}
+
+
+def _fits(value: Any, kinds: tuple[type, ...] | None) -> bool:
+    if kinds is None:
+        return True  # a key this version does not know: kept for the version that wrote it
+    if isinstance(value, bool) and bool not in kinds:
+        return False  # JSON true is not a number here
+    return isinstance(value, kinds)
+
+
 class Settings:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -43,9 +71,11 @@ class Settings:
         try:
             stored = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(stored, dict):
-                sampling = {**SAMPLING_DEFAULTS, **stored.get("sampling", {})}
+                stored = {k: v for k, v in stored.items() if _fits(v, TYPES.get(k))}
+                sampling = {k: v for k, v in stored.get("sampling", {}).items()
+                            if _fits(v, SAMPLING_TYPES.get(k))}
                 self.values.update(stored)
-                self.values["sampling"] = sampling
+                self.values["sampling"] = {**SAMPLING_DEFAULTS, **sampling}
         except FileNotFoundError:
             pass
         except (OSError, ValueError):

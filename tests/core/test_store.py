@@ -125,3 +125,27 @@ def test_unreadable_database_gives_store_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError):
         Database(bad)
+
+
+def test_damaged_or_hand_edited_settings_never_stop_the_app(tmp_path: Path) -> None:
+    import json
+
+    from desktop.core.settings import SAMPLING_DEFAULTS, Settings
+
+    path = tmp_path / "settings.json"
+    path.write_text("{not json")
+    assert Settings(path).get("n_ctx") == 4096  # defaults, and the file is kept aside
+    assert (tmp_path / "settings.json.bad").read_text() == "{not json"
+    path.write_text(json.dumps({
+        "sampling": 5, "n_ctx": "abc", "starter_registered": "yes", "n_gpu_layers": True,
+        "last_model": "/m.gguf", "future_key": [1], "embed_model": None}))
+    settings = Settings(path)
+    assert settings.get("sampling") == SAMPLING_DEFAULTS and settings.get("n_ctx") == 4096
+    assert settings.get("starter_registered") is False and settings.get("n_gpu_layers") is None
+    assert settings.get("last_model") == "/m.gguf" and settings.get("future_key") == [1]
+    path.write_text(json.dumps({"sampling": {"temperature": "hot", "top_k": 7, "seed": 3}}))
+    sampling = Settings(path).get("sampling")
+    assert sampling["temperature"] == SAMPLING_DEFAULTS["temperature"]
+    assert sampling["top_k"] == 7 and sampling["seed"] == 3
+    path.write_text("[1, 2]")
+    assert Settings(path).get("n_ctx") == 4096
