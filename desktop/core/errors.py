@@ -24,6 +24,10 @@ class UnsafeTemplateError(TemplateError):
     """A chat template that tried to reach Python internals (a hostile model file)."""
 
 
+class TemplateRefused(TemplateError):
+    """The template itself refused a conversation (raise_exception), e.g. a role order."""
+
+
 class EngineError(HearthError):
     """The inference worker reported an error for a request."""
 

@@ -12,6 +12,7 @@ from desktop.core.chat.templates import (
     choose_format,
     parts_text,
     render_parts,
+    usable_format,
 )
 from desktop.core.errors import TemplateError, UnsafeTemplateError
 
@@ -133,3 +134,16 @@ def test_a_question_asked_again_after_a_failed_reply_still_renders() -> None:
     assert [t["role"] for t in merged] == ["user", "assistant", "user"]
     assert parts_text(render_parts(strict, merged)).startswith("[user] Hi\n\nHi again\n")
     assert turns[0]["content"] == "Hi"  # the caller's list is left alone
+
+
+def test_a_broken_template_falls_back_to_the_built_in_format() -> None:
+    special = {"<|im_start|>": 1, "<|im_end|>": 2}
+    fmt, note = usable_format("qwen2", special, "{% for m in messages %}{{ m.content }")
+    assert fmt.name == "chatml" and note is not None and "built-in chatml" in note
+    good, none = usable_format("qwen2", special, "{% for m in messages %}{{ m.content }}"
+                                                "{% endfor %}")
+    assert good.name == "model" and none is None
+    refusing, none = usable_format("qwen2", special, "{{ raise_exception('no') }}")
+    assert refusing.name == "model" and none is None  # refusing a sample is not broken
+    with pytest.raises(UnsafeTemplateError):
+        usable_format("qwen2", special, "{{ ''.__class__.__mro__[1].__subclasses__() }}")

@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
-from desktop.core.chat.templates import (
-    ChatFormat,
-    alternate,
-    check_template,
-    choose_format,
-    render_parts,
-)
+from desktop.core.chat.templates import ChatFormat, alternate, render_parts, usable_format
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError, ModelFileError
@@ -44,7 +38,7 @@ class ModelState:
     fmt: ChatFormat
     loaded: dict[str, Any]
     gpu_plan: str = ""
-    warning: str | None = None  # e.g. the model is too large for this machine
+    warning: str | None = None  # what the user should know: too large, template replaced
 
     @property
     def n_ctx(self) -> int:
@@ -100,18 +94,17 @@ class ChatService:
             state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
         )
         ids = {v: k for k, v in info.special_tokens.items()}
-        fmt = choose_format(
-            info.architecture, info.special_tokens, info.chat_template,
-            bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
-            eos_token=ids.get(info.get("tokenizer.ggml.eos_token_id", -1), ""),
-        )
-        # Render once before llama.cpp sees the file: a hostile template is refused up front.
-        check_template(fmt)
+        tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
+                  "eos_token": ids.get(info.get("tokenizer.ggml.eos_token_id", -1), "")}
+        # Before llama.cpp sees the file: a hostile template is refused here.
+        fmt, note = usable_format(info.architecture, info.special_tokens, info.chat_template,
+                                  **tokens)
         loaded = self.ctx.engine.load(options)["info"]
         if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
             plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
+        too_large = too_large_warning(info, n_ctx, memory)
         self.model = ModelState(path, info, fmt, loaded, plan,
-                                too_large_warning(info, n_ctx, memory))
+                                " ".join(n for n in (note, too_large) if n) or None)
         if self.ctx.library.find(path) is None:
             self.ctx.library.add(path)
         self.ctx.library.mark_used(path)

@@ -20,7 +20,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from desktop.core.errors import TemplateError, UnsafeTemplateError
+from desktop.core.errors import TemplateError, TemplateRefused, UnsafeTemplateError
 
 GEMMA = (
     "{% set ns = namespace(sys='', first=true) %}"
@@ -93,7 +93,7 @@ def choose_format(architecture: str, special_tokens: dict[str, int], chat_templa
 
 
 def _raise_exception(message: str) -> None:
-    raise TemplateError(f"The model's chat template refused this conversation: {message}")
+    raise TemplateRefused(f"The model's chat template refused this conversation: {message}")
 
 
 class _GenerationTag(Extension):
@@ -201,19 +201,38 @@ def alternate(turns: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def check_template(fmt: ChatFormat) -> None:
-    """Render a sample conversation; raise UnsafeTemplateError for a hostile template.
+    """Render a sample conversation before llama.cpp sees the file.
 
-    Other template errors are left for real conversations: many templates legitimately
-    refuse some role orders (raise_exception), which says nothing about the file's safety.
+    UnsafeTemplateError: a hostile template. TemplateError: a broken one (bad syntax, or a
+    feature this renderer lacks) that could render no chat at all. A template that refuses
+    the sample on purpose (raise_exception) passes: that says nothing about the file.
     """
     try:
         render_parts(fmt, [{"role": "user", "content": "Hi"},
                            {"role": "assistant", "content": "Hello"},
                            {"role": "user", "content": "Thanks"}])
+    except TemplateRefused:
+        pass
+
+
+def usable_format(architecture: str, special_tokens: dict[str, int],
+                  chat_template: str | None, bos_token: str = "",
+                  eos_token: str = "") -> tuple[ChatFormat, str | None]:
+    """The format to chat with, and a note when the model's own template had to be replaced.
+
+    A hostile template raises UnsafeTemplateError. A broken one (bad syntax, a feature this
+    renderer lacks) is replaced by the built-in format matching the vocabulary, so the model
+    still chats instead of failing every reply."""
+    fmt = choose_format(architecture, special_tokens, chat_template, bos_token, eos_token)
+    try:
+        check_template(fmt)
     except UnsafeTemplateError:
         raise
-    except TemplateError:
-        pass
+    except TemplateError as exc:
+        fallback = choose_format(architecture, special_tokens, None, bos_token, eos_token)
+        return fallback, (f"Its own chat template could not be used ({exc.message}), so "
+                          f"Hearth's built-in {fallback.name} format is used instead.")
+    return fmt, None
 
 
 def parts_text(parts: list[dict[str, Any]]) -> str:
