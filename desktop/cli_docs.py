@@ -64,7 +64,7 @@ def run_docs_command(args: argparse.Namespace, ctx: AppContext) -> int:
         if "error" in result:
             raise result["error"]
         report = {"collection": args.collection, "files": state.files_total,
-                  "indexed": state.files_done - len(state.errors) - state.skipped_unchanged,
+                  "indexed": state.indexed,
                   "unchanged": state.skipped_unchanged, "removed": state.removed,
                   "chunks": state.chunks_done,
                   "errors": [{"path": p, "error": e} for p, e in state.errors],
@@ -77,7 +77,8 @@ def run_docs_command(args: argparse.Namespace, ctx: AppContext) -> int:
             for path, error in state.errors:
                 kind = "skipped" if "not supported" in error else "failed"
                 print(f"  {kind}: {path}: {error}", file=sys.stderr)
-        return 0
+        # Scripts learn of total failure from the exit status; partial problems are listed.
+        return 1 if state.errors and not (state.indexed or state.skipped_unchanged) else 0
     if command == "list":
         if args.collection:
             rows = docs.documents(docs.collection_id(args.collection))

@@ -276,7 +276,7 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.progress.hide()
         failed = len(state.errors)
         self.progress_label.setText(
-            f"Done: {state.files_done - failed - state.skipped_unchanged} files indexed, "
+            f"Done: {state.indexed} files indexed, "
             f"{state.skipped_unchanged} unchanged, {state.removed} removed"
             + (f", {failed} with problems (listed above)." if failed else "."))
         self.refresh()

@@ -458,7 +458,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         def done(state: Any) -> None:
             problems = "; ".join(error for _, error in state.errors[:3])
             self.chat_view.set_notice(
-                f"Ready: {state.files_done - len(state.errors)} file(s) indexed for this chat."
+                f"Ready: {state.indexed + state.skipped_unchanged} file(s) indexed for this chat."
                 + (f" Problems: {problems}" if problems else ""))
 
         self.index_runner.start(collection, paths, done, self.show_error)

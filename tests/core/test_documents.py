@@ -109,6 +109,20 @@ def test_bad_input_gets_a_reason_per_file(tmp_path: Path, corpus: dict[str, Path
     assert documents["locked.pdf"]["status"] == "failed"
     assert documents["photo.png"]["status"] == "skipped"
     assert search(index.db, "pelicans", [collection], k=1)[0].path == str(good)
+    assert state.indexed == 1  # only good.md; failures and the missing folder do not count
+    assert index.paths(collection) == [str(bad)]  # the mistyped folder is not kept
+
+
+def test_cli_says_when_nothing_could_be_indexed(tmp_path: Path, data_dir: Path) -> None:
+    import json
+
+    cmd = [sys.executable, str(REPO / "main.py"), "--data-dir", str(data_dir), "docs", "add",
+           str(tmp_path / "nope"), "--json"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["indexed"] == 0
+    assert report["errors"] == [{"path": str(tmp_path / "nope"),
+                                 "error": "no such file or folder."}]
 
 
 def test_incremental_reindex(tmp_path: Path, corpus: dict[str, Path],

@@ -167,6 +167,9 @@ def test_hub_unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     with pytest.raises(hub.HubError, match="Cannot reach the Hugging Face Hub"):
         hub.search("llama")
+    with pytest.raises(hub.HubError, match="Cannot reach the Hugging Face Hub") as raised:
+        hub.repo_files("a/b")
+    assert "Connection refused" in raised.value.details  # told at once, not after retries
     with pytest.raises(DownloadError, match="connection keeps dropping"):
         download_file(hub.file_url("a/b", "c.gguf"), tmp_path / "c.gguf", size=10, sha256=None,
                       state=DownloadState(), **FAST)

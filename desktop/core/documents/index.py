@@ -43,6 +43,7 @@ class IndexState:
     current: str = ""
     started: float = field(default_factory=time.monotonic)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    indexed: int = 0  # files read and indexed in this run (not unchanged, not failed)
     skipped_unchanged: int = 0
     removed: int = 0
     cancelled: bool = False
@@ -185,13 +186,14 @@ class DocumentIndex:
         limits = limits or IndexLimits()
         state = state or IndexState()
         roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
-        if remember:
-            for root in roots:
-                self.db.execute("INSERT OR IGNORE INTO collection_paths VALUES (?, ?)",
-                                (collection_id, str(root)))
         missing = [r for r in roots if not r.exists()]
         for root in missing:
-            state.errors.append((str(root), f"{root}: no such file or folder."))
+            state.errors.append((str(root), "no such file or folder."))
+        if remember:
+            for root in roots:
+                if root not in missing:  # a mistyped path is not kept and re-read forever
+                    self.db.execute("INSERT OR IGNORE INTO collection_paths VALUES (?, ?)",
+                                    (collection_id, str(root)))
         files = walk(r for r in roots if r.exists())
         state.files_total = len(files)
         state.removed += self._forget_deleted(collection_id, roots, set(map(str, files)))
@@ -199,8 +201,10 @@ class DocumentIndex:
             if state.cancelled:
                 break
             state.current = str(path)
+            unchanged = state.skipped_unchanged
             try:
                 self._index_file(collection_id, path, embedder, embed_model, limits, state)
+                state.indexed += state.skipped_unchanged == unchanged
             except DocumentError as exc:
                 self._record(collection_id, path, "failed" if kind_of(path) else "skipped",
                              exc.message)

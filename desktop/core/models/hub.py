@@ -6,10 +6,12 @@ import) so tests and users can point Hearth at another Hub or a local mirror.
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from desktop.core.errors import HearthError
 from desktop.core.models.quant import ModelFile, group_files, quality_note
@@ -31,11 +33,33 @@ def file_url(repo: str, filename: str, revision: str = "main") -> str:
     return f"{endpoint()}/{repo}/resolve/{quote(revision, safe='')}/{quote(filename)}"
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                   "all_proxy")
+
+
+def _check_reachable() -> None:
+    """Fail at once when the Hub cannot be reached: huggingface_hub retries a dead connection
+    five times with backoff (about 23 s) before giving up, a long wait for an offline user."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return  # only the proxy knows; let the client try through it
+    parts = urlsplit(endpoint())
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=5).close()
+    except OSError as exc:
+        raise HubError(f"Cannot reach the Hugging Face Hub at {endpoint()}. Check your "
+                       "connection; everything already downloaded keeps working offline.",
+                       details=repr(exc)) from exc
+
+
 def _api(token: str | None) -> Any:
     # No telemetry, ever (read by huggingface_hub at import, hence before it).
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from huggingface_hub import HfApi  # heavy: imported only when the user asks the Hub
 
+    # Its retry warnings would clutter the terminal; failures reach the user as HubError.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    _check_reachable()
     return HfApi(endpoint=endpoint(), token=token or False)
 
 
@@ -86,6 +110,8 @@ def search(query: str, *, sort: str = "downloads", limit: int = 20,
             search=query or None, filter="gguf", sort=SORTS.get(sort, sort), limit=limit,
             expand=["author", "downloads", "likes", "lastModified", "gated", "cardData", "tags"])
         return [_repo_summary(m) for m in models]
+    except HubError:
+        raise
     except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds
         raise _hub_error(exc, f"Searching the Hub for “{query}”") from exc
 
@@ -100,6 +126,8 @@ def repo_files(repo: str, *, token: str | None = None) -> RepoFiles:
     """Every GGUF model of a repository, split files grouped, with sizes and LFS sha256."""
     try:
         info = _api(token).model_info(repo, files_metadata=True)
+    except HubError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise _hub_error(exc, f"Listing {repo}") from exc
     entries = []
