@@ -34,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the most recent conversation")
     which.add_argument("--conversation", type=int, metavar="ID")
     chat.add_argument("--system", help="system prompt for a new conversation")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--top-p", type=float)
-    chat.add_argument("--top-k", type=int)
-    chat.add_argument("--min-p", type=float)
-    chat.add_argument("--repeat-penalty", type=float)
-    chat.add_argument("--max-tokens", type=int)
+    chat.add_argument("--temperature", type=_within(float, 0, 5), help="0 = always the likeliest")
+    chat.add_argument("--top-p", type=_within(float, 0, 1))
+    chat.add_argument("--top-k", type=_within(int, 0), help="0 = off")
+    chat.add_argument("--min-p", type=_within(float, 0, 1))
+    chat.add_argument("--repeat-penalty", type=_within(float, 0.01, 5), help="1 = off")
+    chat.add_argument("--max-tokens", type=_within(int, 0), help="0 = until the context is full")
     chat.add_argument("--seed", type=int)
-    chat.add_argument("--ctx", type=int, help="context length in tokens")
+    chat.add_argument("--ctx", type=_within(int, 256), help="context length in tokens")
     chat.add_argument("--collection", action="append", default=[],
                       help="answer from this document collection (repeatable)")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -159,6 +159,23 @@ def main(argv: list[str]) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # after BrokenPipeError, which is one
+        # A file the user named (an export path, a folder) that cannot be written or read.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"hearth: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+def _within(kind: type, low: float, high: float | None = None) -> Any:
+    """An argparse type that also checks the range, so a typo is an error, not a weird reply."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use a value {bounds}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 @contextmanager

@@ -102,6 +102,20 @@ def test_errors_are_one_line_without_traceback(data_dir: Path, tmp_path: Path) -
     assert "Traceback" not in bad.stderr
     unknown = hearth(data_dir, "history", "show", "999", check=False)
     assert unknown.returncode != 0 and "no conversation 999" in unknown.stderr
+    cold = hearth(data_dir, "chat", "--temperature", "-5", "hi", check=False)
+    assert cold.returncode == 2 and "-5 is out of range" in cold.stderr
+    tiny = hearth(data_dir, "chat", "--ctx", "10", "hi", check=False)
+    assert tiny.returncode == 2 and "at least 256" in tiny.stderr
+
+
+def test_export_to_an_unwritable_place_is_one_line(data_dir: Path, gemma_path: Path,
+                                                  tmp_path: Path) -> None:
+    hearth(data_dir, "chat", "--model", str(gemma_path), "--max-tokens", "2", "Hello")
+    target = tmp_path / "no-such-folder" / "chat.md"
+    out = hearth(data_dir, "history", "export", "1", "--format", "md", "-o", str(target),
+                 check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"hearth: No such file or directory: {target}"
 
 
 def test_model_whose_template_runs_code_is_refused(data_dir: Path, tmp_path: Path) -> None:
