@@ -256,31 +256,6 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
         return 0
 
 
-def _conversation_dict(ctx: Any, conversation_id: int) -> dict[str, Any]:
-    conversation = ctx.chats.conversation(conversation_id)
-    return {
-        "id": conversation.id,
-        "title": conversation.title,
-        "created_at": conversation.created_at,
-        "updated_at": conversation.updated_at,
-        "model_path": conversation.model_path,
-        "system_prompt": conversation.system_prompt,
-        "settings": conversation.settings,
-        "messages": [m.as_dict() for m in ctx.chats.messages(conversation_id)],
-    }
-
-
-def to_markdown(data: dict[str, Any]) -> str:
-    lines = [f"# {data['title'] or 'Untitled chat'}", ""]
-    if data["system_prompt"]:
-        lines += [f"> System: {data['system_prompt']}", ""]
-    for message in data["messages"]:
-        who = {"user": "You", "assistant": "Assistant"}.get(message["role"], message["role"])
-        note = "" if message["state"] == "done" else f" _({message['state']})_"
-        lines += [f"**{who}**{note}", "", message["content"], ""]
-    return "\n".join(lines)
-
-
 def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
     with _context(data_dir) as ctx:
         chats = ctx.chats
@@ -295,15 +270,13 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
                 for row in rows:
                     print(f"{row['id']:>5}  {row['title'] or '(untitled)'}  [{row['messages']} messages]")
             return 0
-        data = _conversation_dict(ctx, args.id)
+        from desktop.core.store.export import conversation_data, export_text, to_markdown
+
+        data = conversation_data(chats, args.id)
         if args.history_command == "show":
-            if args.json:
-                print(json.dumps(data, ensure_ascii=False))
-            else:
-                print(to_markdown(data))
+            print(json.dumps(data, ensure_ascii=False) if args.json else to_markdown(data))
             return 0
-        text = (json.dumps(data, ensure_ascii=False, indent=2) if args.format == "json"
-                else to_markdown(data))
+        text = export_text(data, args.format)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:

@@ -82,6 +82,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.sidebar.selected.connect(self.open_conversation)
         self.sidebar.rename_requested.connect(self.rename_conversation)
         self.sidebar.delete_requested.connect(self.delete_conversation)
+        self.sidebar.export_requested.connect(self.export_conversation)
         self.sidebar.search_changed.connect(lambda _: self.refresh_conversations())
 
         self.model_box = QComboBox()
@@ -357,6 +358,24 @@ class MainWindow(FileDropTarget, QMainWindow):
         if ok and title.strip():
             self.ctx.chats.update_conversation(conversation_id, title=title.strip())
             self.refresh_conversations()
+
+    def export_conversation(self, conversation_id: int, path: str | None = None) -> None:
+        from desktop.core.store.export import write_export
+
+        if path is None:
+            title = self.ctx.chats.conversation(conversation_id).title or "chat"
+            name = "".join(c if c.isalnum() or c in " -_" else "_" for c in title)[:60].strip()
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export chat", str(Path.home() / f"{name or 'chat'}.md"),
+                "Markdown (*.md);;JSON (*.json)")
+            if not path:
+                return
+        try:
+            written = write_export(self.ctx.chats, conversation_id, path)
+        except HearthError as exc:
+            self.show_error(exc)
+            return
+        self.chat_view.set_notice(f"Exported to {written}")
 
     def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
         title = self.ctx.chats.conversation(conversation_id).title or "this chat"

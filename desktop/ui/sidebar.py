@@ -56,6 +56,7 @@ class Sidebar(QWidget):
     selected = Signal(int)
     rename_requested = Signal(int)
     delete_requested = Signal(int)
+    export_requested = Signal(int)
     search_changed = Signal(str)
 
     def __init__(self) -> None:
@@ -102,5 +103,6 @@ class Sidebar(QWidget):
         conversation_id = int(index.data(Qt.ItemDataRole.UserRole))
         menu = QMenu(self)
         menu.addAction("Rename…", lambda: self.rename_requested.emit(conversation_id))
+        menu.addAction("Export…", lambda: self.export_requested.emit(conversation_id))
         menu.addAction("Delete…", lambda: self.delete_requested.emit(conversation_id))
         menu.exec(self.view.viewport().mapToGlobal(pos))

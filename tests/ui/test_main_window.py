@@ -219,3 +219,27 @@ def test_first_downloaded_model_is_chosen(open_window, data_dir: Path, gemma_pat
     window.refresh_models()
     assert window.ctx.settings.get("last_model") == str(gemma_path)
     assert window.model_box.currentData() == str(gemma_path)
+
+
+def test_a_chat_exports_to_markdown_and_json(open_window, data_dir: Path,
+                                             tmp_path: Path) -> None:
+    import json
+
+    _prepare(data_dir, None)
+    window = open_window(data_dir)
+    chats = window.ctx.chats
+    conversation = chats.create_conversation(system_prompt="Be brief.")
+    chats.add_message(conversation.id, "user", "What is a heron?")
+    chats.add_message(conversation.id, "assistant", "A long-legged *wading* bird.")
+    window.refresh_conversations()
+    window.export_conversation(conversation.id, str(tmp_path / "heron.md"))
+    text = (tmp_path / "heron.md").read_text()
+    assert "> System: Be brief." in text and "**You**\n\nWhat is a heron?" in text
+    assert "**Assistant**\n\nA long-legged *wading* bird." in text
+    assert "Exported to" in window.chat_view.notice.text()
+    window.export_conversation(conversation.id, str(tmp_path / "heron.json"))
+    data = json.loads((tmp_path / "heron.json").read_text())
+    assert [m["content"] for m in data["messages"]] == ["What is a heron?",
+                                                         "A long-legged *wading* bird."]
+    window.export_conversation(conversation.id, str(tmp_path / "missing" / "x.md"))
+    assert window.error_box.isVisible() and "Could not write" in window.error_label.text()

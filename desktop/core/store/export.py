@@ -1,0 +1,57 @@
+"""A conversation as Markdown or JSON, for the CLI's `history export` and the window's Export."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from desktop.core.errors import HearthError
+from desktop.core.store.chats import ChatStore
+
+
+def conversation_data(chats: ChatStore, conversation_id: int) -> dict[str, Any]:
+    conversation = chats.conversation(conversation_id)
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "model_path": conversation.model_path,
+        "system_prompt": conversation.system_prompt,
+        "settings": conversation.settings,
+        "messages": [m.as_dict() for m in chats.messages(conversation_id)],
+    }
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    lines = [f"# {data['title'] or 'Untitled chat'}", ""]
+    if data["system_prompt"]:
+        lines += [f"> System: {data['system_prompt']}", ""]
+    for message in data["messages"]:
+        who = {"user": "You", "assistant": "Assistant"}.get(message["role"], message["role"])
+        note = "" if message["state"] == "done" else f" _({message['state']})_"
+        lines += [f"**{who}**{note}", "", message["content"], ""]
+    return "\n".join(lines)
+
+
+def export_text(data: dict[str, Any], fmt: str) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) if fmt == "json" else to_markdown(data)
+
+
+def write_export(chats: ChatStore, conversation_id: int, path: Path | str) -> Path:
+    """Write the chat to `path`, as JSON for a .json name and Markdown otherwise. The file
+    appears whole or not at all (written beside it, then renamed)."""
+    target = Path(path)
+    text = export_text(conversation_data(chats, conversation_id),
+                       "json" if target.suffix.lower() == ".json" else "md")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".hearth-export-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise HearthError(f"Could not write {target}: {exc.strerror or exc}.") from exc
+    return target
