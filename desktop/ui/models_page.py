@@ -309,6 +309,10 @@ class ModelsPage(QDialog):
         page = QWidget()
         column = QVBoxLayout(page)
         self.downloads = _table(["Model", "Progress", "Status", "Speed / ETA"])
+        # The bar is a cell widget, which "resize to contents" does not measure.
+        self.downloads.horizontalHeader().setSectionResizeMode(
+            1, QHeaderView.ResizeMode.Interactive)
+        self.downloads.setColumnWidth(1, 260)
         column.addWidget(self.downloads, 1)
         row = QHBoxLayout()
         for label, handler in (("Pause", self._pause), ("Resume", self._resume),
