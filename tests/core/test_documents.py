@@ -49,6 +49,25 @@ def test_extraction_keeps_locations(corpus: dict[str, Path]) -> None:
     assert any("seven backups" in s.text and s.line_start == 4 for s in code)
 
 
+def test_text_in_the_encodings_people_have(tmp_path: Path) -> None:
+    sentence = "Café crème brûlée, “quoted”, 20 € résumé."
+    samples = {
+        "utf8.txt": sentence.encode("utf-8"),
+        "utf8-bom.txt": b"\xef\xbb\xbf" + sentence.encode("utf-8"),
+        "notepad-unicode.txt": sentence.encode("utf-16"),  # with its byte-order mark
+        "utf16-be.txt": b"\xfe\xff" + sentence.encode("utf-16-be"),
+        "utf32.txt": sentence.encode("utf-32"),
+        "windows-1252.txt": sentence.encode("cp1252"),
+        # Even length: an earlier reader decoded such legacy files as UTF-16 noise.
+        "latin1-even.txt": "Crème brûlée ok".encode("latin-1"),
+    }
+    for name, raw in samples.items():
+        (tmp_path / name).write_bytes(raw)
+        text = " ".join(section.text for section in extract(tmp_path / name, 10**6))
+        expected = "Crème brûlée ok" if name.startswith("latin1") else sentence
+        assert text.strip() == expected, name
+
+
 def test_chunks_have_bounded_size_overlap_and_locations(corpus: dict[str, Path]) -> None:
     text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(400))
     sections = extract(corpus["md"], 10**8)

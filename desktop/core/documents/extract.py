@@ -82,16 +82,32 @@ def extract(path: Path, max_bytes: int) -> list[Section]:
     return sections
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise DocumentError(f"{path.name}: this looks like a binary file, not text.")
-    for encoding in ("utf-8-sig", "utf-16"):
+    # UTF-16/32 files (Windows Notepad's "Unicode") are recognised by their byte-order mark;
+    # without one, decoding as UTF-16 would turn any even-length legacy text into CJK noise.
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
+    if encoding is not None:
         try:
-            return raw.decode(encoding)
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"{path.name}: the text is damaged ({encoding} with invalid "
+                                "bytes).") from exc
+    elif b"\x00" in raw[:8192]:
+        raise DocumentError(f"{path.name}: this looks like a binary file, not text.")
+    else:
+        try:
+            return raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            continue
-    text = raw.decode("latin-1")
+            pass
+        try:
+            text = raw.decode("cp1252")  # Windows' legacy encoding: curly quotes, € and so on
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
     printable = sum(ch.isprintable() or ch in "\n\r\t" for ch in text[:8192])
     if printable < 0.95 * min(len(text), 8192):
         raise DocumentError(f"{path.name}: this looks like a binary file, not text.")
