@@ -324,8 +324,10 @@ class Runner:
         prompt = self.tokenize_parts(parts)
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
-            raise EngineError(f"The conversation ({len(prompt)} tokens) does not fit the "
-                              f"context of {n_ctx} tokens.")
+            # Older turns were already dropped to make room: the newest message alone is too long.
+            raise EngineError(f"This message needs {len(prompt)} tokens but the model's context "
+                              f"holds {n_ctx}. Shorten it, or give the model a longer context "
+                              "(Models → Installed → Defaults for this model, or --ctx).")
         max_tokens = int(params.get("max_tokens") or 0) or n_ctx
         max_tokens = min(max_tokens, n_ctx - len(prompt))
         cached = self.prepare(prompt)

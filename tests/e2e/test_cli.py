@@ -108,6 +108,16 @@ def test_errors_are_one_line_without_traceback(data_dir: Path, tmp_path: Path) -
     assert tiny.returncode == 2 and "at least 256" in tiny.stderr
 
 
+def test_a_message_longer_than_the_context_is_explained(data_dir: Path,
+                                                       gemma_path: Path) -> None:
+    out = hearth(data_dir, "chat", "--model", str(gemma_path), "--ctx", "256",
+                 "--max-tokens", "4", "word " * 600, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "but the model's context holds 256. Shorten it" in out.stderr
+    shown = hearth(data_dir, "history", "show", "1", "--json").stdout
+    assert "word word" in shown  # the message itself is kept
+
+
 def test_export_to_an_unwritable_place_is_one_line(data_dir: Path, gemma_path: Path,
                                                   tmp_path: Path) -> None:
     hearth(data_dir, "chat", "--model", str(gemma_path), "--max-tokens", "2", "Hello")
