@@ -59,6 +59,29 @@ def test_asking_again_after_a_reply_failed_before_its_first_word(service: ChatSe
     assert "Name a colour.\n\nName a colour, please." in text
 
 
+def test_system_prompt_with_a_template_that_refuses_a_system_turn(service: ChatService) -> None:
+    import dataclasses
+
+    from desktop.core.chat.templates import ChatFormat
+
+    # Gemma 2's template raises on a system turn; the prompt must still render, with the
+    # instructions leading the first user message.
+    gemma2 = ChatFormat(
+        "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else "
+        "m.role }}\n{{ m.content | trim }}<end_of_turn>\n{% endfor %}"
+        "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}", "model", [])
+    model = dataclasses.replace(service.model, fmt=gemma2)
+    conversation = service.new_conversation(system_prompt="Answer in French.")
+    service.ctx.chats.add_message(conversation.id, "user", "Hello")
+    parts = service.build_prompt(service.ctx.chats.conversation(conversation.id), model,
+                                 service.sampling(conversation))
+    text = "".join(p["text"] for p in parts)
+    assert text == "<start_of_turn>user\nAnswer in French.\n\nHello<end_of_turn>\n" \
+                   "<start_of_turn>model\n"
+
+
 def test_per_conversation_sampling_and_seed(service: ChatService) -> None:
     settings = {"temperature": 1.0, "seed": 1234, "max_tokens": 12}
     a = service.new_conversation(settings=settings)

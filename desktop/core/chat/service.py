@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
-from desktop.core.chat.templates import ChatFormat, alternate, render_parts, usable_format
+from desktop.core.chat.templates import (
+    ChatFormat,
+    alternate,
+    fold_system,
+    render_parts,
+    usable_format,
+)
 from desktop.core.context import AppContext
 from desktop.core.engine.client import Generation, LoadOptions
-from desktop.core.errors import EngineError, HearthError, ModelFileError
+from desktop.core.errors import EngineError, HearthError, ModelFileError, TemplateRefused
 from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_warning
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
@@ -254,9 +260,14 @@ class ChatService:
         self.context_start[conversation.id] = history[start].id if start and history else None
         turns = alternate([{"role": m.role, "content": m.context or m.content}
                            for m in history[start:]])
-        if system:
-            turns.insert(0, {"role": "system", "content": system})
-        return render_parts(model.fmt, turns)
+        if not system:
+            return render_parts(model.fmt, turns)
+        try:
+            return render_parts(model.fmt, [{"role": "system", "content": system}, *turns])
+        except TemplateRefused:
+            # Some templates (Gemma 2, early Mistral) refuse a system turn: the instructions
+            # then open the first user message, the same way every turn, so the cache holds.
+            return render_parts(model.fmt, fold_system(system, turns))
 
     def continue_reply(self, conversation_id: int,
                        on_text: TextCallback | None = None) -> Message:

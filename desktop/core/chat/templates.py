@@ -200,6 +200,14 @@ def alternate(turns: list[dict[str, str]]) -> list[dict[str, str]]:
     return merged
 
 
+def fold_system(system: str, turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The system prompt as the start of the first user turn, for templates without one."""
+    if turns and turns[0]["role"] == "user":
+        first = {**turns[0], "content": f"{system}\n\n{turns[0]['content']}"}
+        return [first, *turns[1:]]
+    return [{"role": "user", "content": system}, *turns]
+
+
 def check_template(fmt: ChatFormat) -> None:
     """Render a sample conversation before llama.cpp sees the file.
 
