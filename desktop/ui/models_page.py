@@ -71,6 +71,25 @@ def _table(headers: list[str]) -> QTableWidget:
     return table
 
 
+def _table_with_action(column: QVBoxLayout, table: QTableWidget, label: str,
+                       action: Any) -> None:
+    """A table that takes the free height, with its action button under it on the right."""
+    column.addWidget(table, 1)
+    button = QPushButton(label)
+    button.clicked.connect(action)
+    column.addWidget(button, 0, Qt.AlignmentFlag.AlignRight)
+
+
+def _button_row(column: QVBoxLayout, actions: list[tuple[str, Any]]) -> None:
+    row = QHBoxLayout()
+    for label, handler in actions:
+        button = QPushButton(label)
+        button.clicked.connect(handler)
+        row.addWidget(button)
+    row.addStretch(1)
+    column.addLayout(row)
+
+
 def _installed_copy(entry: CatalogEntry, installed: list[Any]) -> Any:
     """The library entry holding this recommended file (same name and size), wherever it came
     from, so nobody downloads gigabytes twice."""
@@ -171,10 +190,8 @@ class ModelsPage(QDialog):
             self.catalog_table.setItem(row, 3, fit_item)
             self.catalog_table.setItem(row, 4, _item(entry.license))
             self.catalog_table.setItem(row, 5, _item(entry.description))
-        column.addWidget(self.catalog_table, 1)
-        button = QPushButton("Download selected")
-        button.clicked.connect(self._download_catalog)
-        column.addWidget(button, 0, Qt.AlignmentFlag.AlignRight)
+        _table_with_action(column, self.catalog_table, "Download selected",
+                           self._download_catalog)
         return page
 
     def _download_catalog(self) -> None:
@@ -215,10 +232,7 @@ class ModelsPage(QDialog):
         self.results.itemSelectionChanged.connect(self._repo_selected)
         column.addWidget(self.results, 1)
         self.files = _table(["File", "Quant", "Size", "Fit", "Quality"])
-        column.addWidget(self.files, 1)
-        download = QPushButton("Download selected file")
-        download.clicked.connect(self._download_file)
-        column.addWidget(download, 0, Qt.AlignmentFlag.AlignRight)
+        _table_with_action(column, self.files, "Download selected file", self._download_file)
         return page
 
     def search(self) -> None:
@@ -314,14 +328,8 @@ class ModelsPage(QDialog):
             1, QHeaderView.ResizeMode.Interactive)
         self.downloads.setColumnWidth(1, 260)
         column.addWidget(self.downloads, 1)
-        row = QHBoxLayout()
-        for label, handler in (("Pause", self._pause), ("Resume", self._resume),
-                               ("Cancel", self._cancel), ("Hugging Face token…", self.ask_token)):
-            button = QPushButton(label)
-            button.clicked.connect(handler)
-            row.addWidget(button)
-        row.addStretch(1)
-        column.addLayout(row)
+        _button_row(column, [("Pause", self._pause), ("Resume", self._resume),
+                             ("Cancel", self._cancel), ("Hugging Face token…", self.ask_token)])
         return page
 
     def start_download(self, repo: str, model: ModelFile) -> DownloadJob:
@@ -406,16 +414,10 @@ class ModelsPage(QDialog):
         folder_row.addWidget(change)
         column.addLayout(folder_row)
         self._show_folder()
-        row = QHBoxLayout()
-        for label, handler in (("Add GGUF file…", self._add_file),
-                               ("Find models from other apps", self._scan),
-                               ("Defaults for this model…", self._edit_defaults),
-                               ("Remove…", self._remove)):
-            button = QPushButton(label)
-            button.clicked.connect(handler)
-            row.addWidget(button)
-        row.addStretch(1)
-        column.addLayout(row)
+        _button_row(column, [("Add GGUF file…", self._add_file),
+                             ("Find models from other apps", self._scan),
+                             ("Defaults for this model…", self._edit_defaults),
+                             ("Remove…", self._remove)])
         return page
 
     def _mark_installed_catalog(self, entries: list[Any]) -> None:
