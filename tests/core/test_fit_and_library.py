@@ -106,10 +106,16 @@ def test_token_without_a_keychain_stays_in_memory(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
     monkeypatch.setattr(token_store, "_session_token", None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     assert token_store.set_token("hf_abc") is False  # told: kept for this session only
     assert token_store.get_token() == "hf_abc"
     token_store.forget_token()
     assert token_store.get_token() is None
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")  # as every Hugging Face tool reads it
+    assert token_store.get_token() == "hf_from_env"
+    token_store.set_token("hf_typed")
+    assert token_store.get_token() == "hf_typed"  # the one entered in Hearth comes first
+    token_store.forget_token()
 
 
 def test_hanging_keychain_does_not_hang(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ is kept in memory for this session only.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -51,12 +52,15 @@ def _keyring() -> Any:
 
 
 def get_token() -> str | None:
+    """The token entered in Hearth (this session's, else the keychain's), else the HF_TOKEN
+    environment variable that every Hugging Face tool honours."""
     if _session_token:
         return _session_token
     try:
-        return _call(lambda: _keyring().get_password(SERVICE, USER))
+        stored = _call(lambda: _keyring().get_password(SERVICE, USER))
     except KeyringUnavailable:
-        return None
+        stored = None
+    return stored or os.environ.get("HF_TOKEN") or None
 
 
 def set_token(token: str) -> bool:
