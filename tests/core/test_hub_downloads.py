@@ -67,6 +67,9 @@ def test_full_download_is_verified_and_added(fake_hub: FakeHub, data_dir: Path) 
     try:
         path = run_job(_job(GEMMA_REPO, GEMMA_FILE), ctx.models_dir, ctx.library, None, **FAST)
         assert path == ctx.models_dir / GEMMA_REPO / GEMMA_FILE
+        # fetched at the commit the listing was read at, not whatever "main" is by then
+        assert (f"/{GEMMA_REPO}/resolve/{'a' * 40}/{GEMMA_FILE}"
+                in [p for _, p, _ in fake_hub.requests])
         assert not path.with_name(path.name + ".part").exists()
         entry = ctx.library.find(path)
         assert entry is not None and entry.metadata["quantization"] == "Q4_K_M"

@@ -17,6 +17,7 @@ from desktop.core.models.download import (
     DownloadState,
     DownloadStopped,
     download_file,
+    part_path,
 )
 from desktop.core.models.library import ModelLibrary
 from desktop.core.models.quant import ModelFile
@@ -131,6 +132,7 @@ class DownloadQueue:
                 if job.key == f"{repo}/{model.name}" and job.state.status in PENDING:
                     if job.state.status in ("paused", "failed"):
                         job.state.status, job.state.error = "queued", ""
+                        job.state.needs_token = False
                         self._wake.notify()
                     break
             else:
@@ -170,8 +172,7 @@ class DownloadQueue:
 
     def _remove_parts(self, job: DownloadJob) -> None:
         for filename in job.model.files:
-            dest = target_path(self.models_dir, job.repo, filename)
-            dest.with_name(dest.name + ".part").unlink(missing_ok=True)
+            part_path(target_path(self.models_dir, job.repo, filename)).unlink(missing_ok=True)
 
     def _changed(self, job: DownloadJob) -> None:
         self._save()
@@ -203,7 +204,7 @@ class DownloadQueue:
             done = 0
             for filename in job.model.files:
                 dest = target_path(self.models_dir, job.repo, filename)
-                part = dest.with_name(dest.name + ".part")
+                part = part_path(dest)
                 done += dest.stat().st_size if dest.is_file() else (
                     part.stat().st_size if part.is_file() else 0)
             job.state.label, job.state.total, job.state.done = job.model.name, job.model.size, done
