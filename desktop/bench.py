@@ -143,17 +143,25 @@ def _switch(client: EngineClient, fmt: Any, args: argparse.Namespace,
             "switch_state_restored": done["state_restored"]}
 
 
+Row = tuple[str, float, float, float | None, str]
+
+
 def _ratio(ours: float | None, ref: float | None) -> float | None:
     if not ours or not ref:
         return None
     return ours / ref
 
 
+def _row(name: str, ours: float, ref: float | None, note: str) -> Row:
+    """A table row: Hearth's figure, the reference's (None: nothing to compare) and the ratio."""
+    return (name, ours, ref or 0.0, _ratio(ours, ref), note)
+
+
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
     parts = ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index")
     want = {p for p in parts if getattr(args, p, False)} or set(parts)
     model_parts = want & {"gen", "prefill", "followup", "switch", "long"}
-    rows: list[tuple[str, float, float, float | None, str]] = []
+    rows: list[Row] = []
     report: dict[str, Any] = {"parts": sorted(want)}
     if model_parts:
         rows += _model_bench(args, data_dir, model_parts, report)
@@ -162,19 +170,19 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
 
         ui = bench_ui()
         report["ui"] = ui
-        rows.append(("UI longest stall ms", ui["max_stall_s"] * 1e3, UI_STALL_TARGET_S * 1e3,
-                     ui["max_stall_s"] / UI_STALL_TARGET_S, "target: ratio < 1"))
-        rows.append(("UI p95 stall ms", ui["p95_stall_s"] * 1e3, UI_P95_TARGET_S * 1e3,
-                     ui["p95_stall_s"] / UI_P95_TARGET_S, "target: ratio < 1"))
+        rows.append(_row("UI longest stall ms", ui["max_stall_s"] * 1e3,
+                         UI_STALL_TARGET_S * 1e3, "target: ratio < 1"))
+        rows.append(_row("UI p95 stall ms", ui["p95_stall_s"] * 1e3, UI_P95_TARGET_S * 1e3,
+                         "target: ratio < 1"))
     if "startup" in want:
         from desktop.bench_ui import IDLE_MEMORY_TARGET_MB, STARTUP_TARGET_S, bench_startup
 
         startup = bench_startup(args.repeats)
         report["startup"] = startup
-        rows.append(("start-up to window s", startup["shown_s"], STARTUP_TARGET_S,
-                     startup["shown_s"] / STARTUP_TARGET_S, "target: ratio < 1"))
-        rows.append(("idle GUI memory MB", startup["idle_rss_mb"], IDLE_MEMORY_TARGET_MB,
-                     startup["idle_rss_mb"] / IDLE_MEMORY_TARGET_MB, "target: ratio < 1"))
+        rows.append(_row("start-up to window s", startup["shown_s"], STARTUP_TARGET_S,
+                         "target: ratio < 1"))
+        rows.append(_row("idle GUI memory MB", startup["idle_rss_mb"], IDLE_MEMORY_TARGET_MB,
+                         "target: ratio < 1"))
     if "index" in want:
         from desktop.bench_docs import bench_index
 
@@ -187,19 +195,19 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
             ctx.close()
         docs = bench_index(embed_model, args.repeats, paths.logs_dir(data_dir))
         report["index"] = docs
-        rows.append(("extract files/s", docs["extract_files_per_s"], 0.0, None,
-                     f"{docs['files']} Markdown files, {docs['sections']} sections"))
-        rows.append(("chunk passages/s", docs["chunk_chunks_per_s"], 0.0, None,
-                     f"{docs['chunks']} passages"))
+        rows.append(_row("extract files/s", docs["extract_files_per_s"], None,
+                         f"{docs['files']} Markdown files, {docs['sections']} sections"))
+        rows.append(_row("chunk passages/s", docs["chunk_chunks_per_s"], None,
+                         f"{docs['chunks']} passages"))
         if "embed_chunks_per_s" in docs:
-            rows.append(("embed passages/s", docs["embed_chunks_per_s"],
-                         docs["embed_reference_chunks_per_s"],
-                         _ratio(docs["embed_chunks_per_s"], docs["embed_reference_chunks_per_s"]),
-                         "through the worker vs raw llama.cpp embed, same passages"))
-        rows.append(("retrieval 100k, vector ms", docs["retrieval_vector_ms"], 0.0, None,
-                     f"first query (loads the matrix) {docs['retrieval_first_query_s']:.2f} s"))
-        rows.append(("retrieval 100k, hybrid ms", docs["retrieval_hybrid_ms"], 0.0, None,
-                     "BM25 (FTS5) + cosine, fused"))
+            rows.append(_row("embed passages/s", docs["embed_chunks_per_s"],
+                             docs["embed_reference_chunks_per_s"],
+                             "through the worker vs raw llama.cpp embed, same passages"))
+        rows.append(_row("retrieval 100k, vector ms", docs["retrieval_vector_ms"], None,
+                         f"first query (loads the matrix) "
+                         f"{docs['retrieval_first_query_s']:.2f} s"))
+        rows.append(_row("retrieval 100k, hybrid ms", docs["retrieval_hybrid_ms"], None,
+                         "BM25 (FTS5) + cosine, fused"))
     report["ratios"] = {name: ratio for name, _, _, ratio, _ in rows}
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -214,7 +222,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
-                 report: dict[str, Any]) -> list[tuple[str, float, float, float | None, str]]:
+                 report: dict[str, Any]) -> list[Row]:
     model = args.model
     if not model:
         from desktop.core.context import AppContext
@@ -251,29 +259,26 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
                         n_threads_batch=threads_batch)
     report.update({"model": str(model), "threads": threads, "threads_batch": threads_batch,
                    "repeats": args.repeats, "ours": ours, "reference": ref})
-    rows: list[tuple[str, float, float, float | None, str]] = []
+    rows: list[Row] = []
     if "prefill" in want:
-        rows.append(("prefill tok/s", ours["prefill_tokens_per_s"], ref["prefill_tokens_per_s"],
-                     _ratio(ours["prefill_tokens_per_s"], ref["prefill_tokens_per_s"]),
-                     f"{ours['prompt_tokens']}-token prompt; target >= 0.95"))
+        rows.append(_row("prefill tok/s", ours["prefill_tokens_per_s"],
+                         ref["prefill_tokens_per_s"],
+                         f"{ours['prompt_tokens']}-token prompt; target >= 0.95"))
     if "gen" in want:
-        rows.append(("generation tok/s", ours["gen_tokens_per_s"], ref["gen_tokens_per_s"],
-                     _ratio(ours["gen_tokens_per_s"], ref["gen_tokens_per_s"]),
-                     f"{args.gen_tokens} tokens; target >= 0.97"))
+        rows.append(_row("generation tok/s", ours["gen_tokens_per_s"], ref["gen_tokens_per_s"],
+                         f"{args.gen_tokens} tokens; target >= 0.97"))
     if "followup" in want:
         # For a time, the ratio is ours / reference: 1.0 is parity, above 1 is slower.
-        rows.append(("follow-up TTFT s", ours["followup_ttft_s"], ref["followup_ttft_s"],
-                     _ratio(ours["followup_ttft_s"], ref["followup_ttft_s"]),
-                     f"{ours['followup_cached_tokens']}/{ours['followup_prompt_tokens']} "
-                     f"cached; ref = only the {ref['followup_new_tokens']} new; target <= 1.2"))
+        rows.append(_row("follow-up TTFT s", ours["followup_ttft_s"], ref["followup_ttft_s"],
+                         f"{ours['followup_cached_tokens']}/{ours['followup_prompt_tokens']} "
+                         f"cached; ref = only the {ref['followup_new_tokens']} new; "
+                         "target <= 1.2"))
     if "long" in want:
-        rows.append(("2000-token reply tail/head", ours["long_tail_over_head"],
-                     ref["long_tail_over_head"],
-                     _ratio(ours["long_tail_over_head"], ref["long_tail_over_head"]),
-                     "speed of the last vs first 500 tokens; ratio ~1 = flat per-token cost"))
+        rows.append(_row("2000-token reply tail/head", ours["long_tail_over_head"],
+                         ref["long_tail_over_head"],
+                         "speed of the last vs first 500 tokens; ratio ~1 = flat per-token cost"))
     if "switch" in want:
-        rows.append(("chat switch TTFT s", ours["switch_ttft_s"], ref["cold_prefill_s"],
-                     _ratio(ours["switch_ttft_s"], ref["cold_prefill_s"]),
-                     f"back to a {ours['switch_prompt_tokens']}-token chat; ref = cold "
-                     "prefill; target <= 0.2"))
+        rows.append(_row("chat switch TTFT s", ours["switch_ttft_s"], ref["cold_prefill_s"],
+                         f"back to a {ours['switch_prompt_tokens']}-token chat; ref = cold "
+                         "prefill; target <= 0.2"))
     return rows
