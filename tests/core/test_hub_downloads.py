@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -289,17 +291,27 @@ def _pause_after(queue: DownloadQueue, job: DownloadJob, nbytes: int) -> None:
     assert job.state.status == "paused"
 
 
+@contextmanager
+def _paused_download(fake_hub: FakeHub, data_dir: Path, after_bytes: int
+                     ) -> Iterator[tuple[AppContext, DownloadQueue, DownloadJob]]:
+    """A queue that keeps its list in downloads.json, with the Gemma download paused."""
+    fake_hub.throttle_bps = 50_000_000
+    ctx = AppContext(data_dir)
+    try:
+        queue = DownloadQueue(ctx.models_dir, ctx.library, store=data_dir / "downloads.json")
+        job = queue.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
+        _pause_after(queue, job, after_bytes)
+        yield ctx, queue, job
+    finally:
+        ctx.close()
+
+
 def test_unfinished_downloads_come_back_paused_after_a_restart(fake_hub: FakeHub,
                                                                 data_dir: Path) -> None:
     import json
 
     store = data_dir / "downloads.json"
-    fake_hub.throttle_bps = 50_000_000
-    ctx = AppContext(data_dir)
-    try:
-        first = DownloadQueue(ctx.models_dir, ctx.library, store=store)
-        job = first.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
-        _pause_after(first, job, 20_000_000)
+    with _paused_download(fake_hub, data_dir, 20_000_000) as (ctx, _, _):
         deadline = time.monotonic() + 60
         saved = json.loads(store.read_text())
         assert [s["model"]["name"] for s in saved] == [GEMMA_FILE]
@@ -318,27 +330,17 @@ def test_unfinished_downloads_come_back_paused_after_a_restart(fake_hub: FakeHub
         assert restored.state.status == "done"
         assert (GEMMA_FILE in str(restored.path)) and json.loads(store.read_text()) == []
         assert any(r == f"bytes={kept}-" for _, _, r in fake_hub.requests)
-    finally:
-        ctx.close()
 
 
 def test_cancelling_a_paused_download_deletes_its_part(fake_hub: FakeHub, data_dir: Path) -> None:
     import json
 
-    store = data_dir / "downloads.json"
-    fake_hub.throttle_bps = 50_000_000
-    ctx = AppContext(data_dir)
-    try:
-        queue = DownloadQueue(ctx.models_dir, ctx.library, store=store)
-        job = queue.add(GEMMA_REPO, hub.repo_files(GEMMA_REPO).models[0])
+    with _paused_download(fake_hub, data_dir, 5_000_000) as (ctx, queue, job):
         part = ctx.models_dir / GEMMA_REPO / (GEMMA_FILE + ".part")
-        _pause_after(queue, job, 5_000_000)
         assert part.exists()
         queue.cancel(job)
         assert job.state.status == "cancelled" and not part.exists()
-        assert json.loads(store.read_text()) == []
-    finally:
-        ctx.close()
+        assert json.loads((data_dir / "downloads.json").read_text()) == []
 
 
 def test_redirect_to_the_cdn_drops_the_token_and_keeps_the_range(fake_hub: FakeHub,

@@ -59,14 +59,21 @@ def test_returning_to_a_chat_restores_its_kv_state(tmp_path: Path, gemma_path: P
         again.shutdown()
 
 
-def test_states_never_cross_models(tmp_path: Path, gemma_path: Path, states_dir: Path) -> None:
-    client = _client(tmp_path, gemma_path, states_dir)
+def _saved_chat(tmp_path: Path, model: Path, states_dir: Path, session: str) -> list[dict]:
+    """A long chat whose KV state was written to disk (another chat took the cache after it),
+    in a worker that has since stopped."""
+    client = _client(tmp_path, model, states_dir)
     chat: list[dict] = []
     try:
-        _ask(client, "7", chat, HISTORY)
-        _ask(client, "8", [], HISTORY + " other")
+        _ask(client, session, chat, HISTORY)
+        _ask(client, session + "-other", [], HISTORY + " other")
     finally:
         client.shutdown()
+    return chat
+
+
+def test_states_never_cross_models(tmp_path: Path, gemma_path: Path, states_dir: Path) -> None:
+    chat = _saved_chat(tmp_path, gemma_path, states_dir, "7")
     # Same weights, different file content (one metadata byte): a different model as far as
     # saved states are concerned.
     data = bytearray(gemma_path.read_bytes())
@@ -84,13 +91,7 @@ def test_states_never_cross_models(tmp_path: Path, gemma_path: Path, states_dir:
 
 def test_damaged_state_file_is_refused(tmp_path: Path, gemma_path: Path,
                                        states_dir: Path) -> None:
-    client = _client(tmp_path, gemma_path, states_dir)
-    chat: list[dict] = []
-    try:
-        _ask(client, "5", chat, HISTORY)
-        _ask(client, "6", [], HISTORY + " other")
-    finally:
-        client.shutdown()
+    chat = _saved_chat(tmp_path, gemma_path, states_dir, "5")
     state = next(states_dir.glob("*/5.kvstate"))
     blob = bytearray(state.read_bytes())
     blob[-100] ^= 0xFF
