@@ -236,7 +236,7 @@ class MainWindow(FileDropTarget, QMainWindow):
         current = self.ctx.settings.get("last_model")
         chat_models = [e for e in self.ctx.library.list()
                        if not e.is_embedding]  # embedding models serve Documents, not chat
-        latest = None if current else self.ctx.library.latest_chat_model()
+        latest = None if current else self.ctx.library.latest_chat_model(chat_models)
         if latest is not None:
             # Nothing chosen yet (say, right after the first download): take that model
             # rather than make the user pick the only sensible choice.

@@ -93,9 +93,11 @@ class ModelLibrary:
         rows = self.db.query("SELECT * FROM models ORDER BY last_used_at DESC NULLS LAST, name")
         return [_entry(r) for r in rows]
 
-    def latest_chat_model(self) -> ModelEntry | None:
-        """The chat model to use when none was chosen: the latest used, else latest added."""
-        usable = [e for e in self.list() if e.exists and not e.is_embedding]
+    def latest_chat_model(self, entries: list[ModelEntry] | None = None) -> ModelEntry | None:
+        """The chat model to use when none was chosen: the latest used, else latest added
+        (among `entries` when the caller already listed the library)."""
+        usable = [e for e in (self.list() if entries is None else entries)
+                  if e.exists and not e.is_embedding]
         return max(usable, key=lambda e: (e.last_used_at or 0, e.added_at), default=None)
 
     def set_settings(self, path: str, settings: dict[str, Any]) -> ModelEntry:
