@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,8 @@ class ModelLibrary:
         rows = self.db.query("SELECT * FROM models ORDER BY last_used_at DESC NULLS LAST, name")
         return [_entry(r) for r in rows]
 
-    def latest_chat_model(self, entries: list[ModelEntry] | None = None) -> ModelEntry | None:
+    def latest_chat_model(self, entries: Sequence[ModelEntry] | None = None
+                          ) -> ModelEntry | None:
         """The chat model to use when none was chosen: the latest used, else latest added
         (among `entries` when the caller already listed the library)."""
         usable = [e for e in (self.list() if entries is None else entries)
