@@ -122,6 +122,8 @@ def test_recommended_download_must_match_the_shipped_hash(qtbot, page: ModelsPag
         page._download_catalog()
         job = page.queue.jobs[0]
         qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
+        qtbot.waitUntil(lambda: "changed since it was listed" in page.status.text(),
+                        timeout=5000)  # told through a queued signal from the download thread
         assert "changed since it was listed" in page.status.text()
         assert [p for _, p, _ in server.requests] == [
             f"/{entry.repo}/resolve/{entry.revision}/{entry.file}"]
@@ -234,6 +236,8 @@ def test_gated_download_goes_on_once_the_token_is_given(qtbot, page: ModelsPage,
         [model] = hub.repo_files("acme/secret-GGUF", token="hf_test_token").models
         job = page.start_download("acme/secret-GGUF", model)
         qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
+        # The window hears of it through a queued signal from the download thread.
+        qtbot.waitUntil(lambda: "Hugging Face token…" in page.status.text(), timeout=5000)
         assert job.state.needs_token and "Hugging Face token…" in page.status.text()
         page.store_token("hf_test_token")
         qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
