@@ -15,6 +15,7 @@ def write_small_gguf(path: Path, *, chat_template: str | None = None,
     writer.add_name("tiny test model")
     writer.add_context_length(256)
     writer.add_block_count(1)
+    writer.add_embedding_length(8)
     writer.add_file_type(1)
     writer.add_token_list(tokens or ["<unk>", "<s>", "</s>", "hello", "world"])
     writer.add_bos_token_id(1)
