@@ -11,6 +11,7 @@ from pathlib import Path
 
 from desktop.core.context import AppContext
 from desktop.core.documents.index import IndexState
+from desktop.core.documents.paths import shown
 from desktop.core.errors import HearthError
 
 
@@ -63,7 +64,7 @@ def run_docs_command(args: argparse.Namespace, ctx: AppContext) -> int:
             sys.stderr.write("\n")
         if "error" in result:
             raise result["error"]
-        report = {"collection": args.collection, "files": state.files_total,
+        report = {"collection": shown(args.collection), "files": state.files_total,
                   "indexed": state.indexed,
                   "unchanged": state.skipped_unchanged, "removed": state.removed,
                   "chunks": state.chunks_done,
@@ -72,10 +73,10 @@ def run_docs_command(args: argparse.Namespace, ctx: AppContext) -> int:
         if args.json:
             print(json.dumps(report, ensure_ascii=False))
         else:
-            print(f"{args.collection}: {report['indexed']} files indexed ({state.chunks_done} "
+            print(f"{report['collection']}: {report['indexed']} files indexed ({state.chunks_done} "
                   f"passages), {state.skipped_unchanged} unchanged, {state.removed} removed.")
             for path, error in state.errors:
-                kind = "skipped" if "not supported" in error else "failed"
+                kind = "skipped" if "skipped," in error else "failed"
                 print(f"  {kind}: {path}: {error}", file=sys.stderr)
         # Scripts learn of total failure from the exit status; partial problems are listed.
         return 1 if state.errors and not (state.indexed or state.skipped_unchanged) else 0
@@ -92,7 +93,7 @@ def run_docs_command(args: argparse.Namespace, ctx: AppContext) -> int:
                 status = row["status"] if row["status"] == "indexed" else \
                     f"{row['status']}: {row['error']}"
                 print(f"{row['collection']:16} {row['chunk_count']:6} passages  {status:8}  "
-                      f"{row['path']}")
+                      f"{shown(row['path'])}")
             if not rows:
                 print("No documents yet. Try: hearth docs add FOLDER --collection NAME")
         return 0

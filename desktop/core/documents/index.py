@@ -10,13 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from desktop.core.documents.chunk import DEFAULT_OVERLAP, DEFAULT_SIZE, chunk_sections
-from desktop.core.documents.extract import SUPPORTED, DocumentError, extract, kind_of
+from desktop.core.documents.extract import (
+    DocumentError,
+    SkippedFile,
+    extract,
+    kind_of,
+    read_file,
+)
+from desktop.core.documents.paths import from_db, shown, shown_name, to_db
 from desktop.core.errors import HearthError, NotFound
 from desktop.core.store.db import Database
 
@@ -64,26 +71,63 @@ class IndexState:
         return per_file * (self.files_total - self.files_done)
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass
+class Walked:
+    """What a walk found: the files to index, and each folder or link it could not enter."""
+
+    files: list[Path] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[Path] = field(default_factory=list)  # folders whose files are unknown
 
 
-def walk(paths: Iterable[Path]) -> list[Path]:
-    """Files under the given files/folders, sorted; hidden and tool folders are skipped."""
-    found: list[Path] = []
+def walk(paths: Iterable[Path]) -> Walked:
+    """Files under the given files/folders, sorted; hidden and tool folders are skipped.
+
+    A sub-folder that cannot be listed is reported with its reason and the walk goes on.
+    Links to folders are not followed (a link can lead back up the tree, or out to the whole
+    disk): each is reported, a loop as a loop. Links to files are kept; the indexer checks
+    what they lead to.
+    """
+    walked = Walked()
+
+    def unreadable(exc: OSError) -> None:
+        folder = Path(exc.filename) if exc.filename else None
+        if folder is not None:
+            walked.unreadable.append(folder)
+        where = os.fspath(exc.filename or "?")
+        walked.errors.append((shown(where), f"{shown_name(where)}: the folder cannot be read "
+                              f"({shown(exc.strerror or str(exc))}), so its files were "
+                              "skipped."))
+
     for path in paths:
         path = Path(path).expanduser()
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
-                found.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
-        else:
-            found.append(path)
-    return found
+        if not path.is_dir():
+            walked.files.append(path)
+            continue
+        for root, dirs, files in os.walk(path, onerror=unreadable):
+            kept = []
+            for name in sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")):
+                folder = Path(root) / name
+                if folder.is_symlink():
+                    walked.errors.append((shown(folder), f"{shown_name(folder)}: "
+                                          + _linked_folder(folder)))
+                else:
+                    kept.append(name)
+            dirs[:] = kept
+            walked.files.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+    return walked
+
+
+def _linked_folder(folder: Path) -> str:
+    try:
+        target = folder.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11 reports a loop this way
+        return "skipped, it is a symbolic link loop (the link never reaches a folder)."
+    if target == folder.parent.resolve() or target in folder.parent.resolve().parents:
+        return ("skipped, it is a symbolic link loop (it leads back to a folder that holds "
+                "it).")
+    return (f"skipped, it is a link to another folder ({shown(target)}): add that folder "
+            "itself to index it.")
 
 
 class DocumentIndex:
@@ -92,7 +136,7 @@ class DocumentIndex:
 
     # --- collections -----------------------------------------------------------------
     def create_collection(self, name: str, conversation_id: int | None = None) -> int:
-        name = name.strip()
+        name = shown(name.strip())  # a name typed in a non-UTF-8 terminal: \xNN, not a crash
         if not name:
             raise HearthError("A collection needs a name.")
         if self.db.query("SELECT 1 FROM collections WHERE name = ?", (name,)):
@@ -104,6 +148,7 @@ class DocumentIndex:
         return cur.lastrowid
 
     def collection_id(self, name: str, create: bool = False) -> int:
+        name = shown(name)
         rows = self.db.query("SELECT id FROM collections WHERE name = ?", (name,))
         if rows:
             return int(rows[0]["id"])
@@ -178,51 +223,60 @@ class DocumentIndex:
         return dict(rows[0])
 
     # --- indexing --------------------------------------------------------------------
-    def add_paths(self, collection_id: int, paths: list[str | Path], *,
+    def add_paths(self, collection_id: int, paths: Sequence[str | Path], *,
                   embedder: Embedder | None = None, embed_model: str | None = None,
                   limits: IndexLimits | None = None, state: IndexState | None = None,
                   remember: bool = True) -> IndexState:
-        """Index files and folders into a collection; only new or changed files are read."""
+        """Index files and folders into a collection; only new or changed files are read.
+
+        Every problem is one entry in `state.errors` (a path as people read it, and one
+        sentence) and the batch goes on: nothing here raises for a bad file or folder.
+        """
         limits = limits or IndexLimits()
         state = state or IndexState()
         roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
-        missing = [r for r in roots if not r.exists()]
+        # lexists: a link that leads nowhere or in a loop is there, and gets its own reason.
+        missing = [r for r in roots if not os.path.lexists(r)]
         for root in missing:
-            state.errors.append((str(root), "no such file or folder."))
+            state.errors.append((shown(root), "no such file or folder."))
         if remember:
             for root in roots:
                 if root not in missing:  # a mistyped path is not kept and re-read forever
                     self.db.execute("INSERT OR IGNORE INTO collection_paths VALUES (?, ?)",
-                                    (collection_id, str(root)))
-        files = walk(r for r in roots if r.exists())
+                                    (collection_id, to_db(root)))
+        walked = walk(r for r in roots if r not in missing)
+        files = walked.files
+        state.errors.extend(walked.errors)
         state.files_total = len(files)
-        state.removed += self._forget_deleted(collection_id, roots, set(map(str, files)))
+        state.removed += self._forget_deleted(collection_id, roots, {to_db(f) for f in files},
+                                              walked.unreadable)
         for path in files:
             if state.cancelled:
                 break
-            state.current = str(path)
+            state.current = shown(path)
             unchanged = state.skipped_unchanged
             try:
                 self._index_file(collection_id, path, embedder, embed_model, limits, state)
                 state.indexed += state.skipped_unchanged == unchanged
             except DocumentError as exc:
-                self._record(collection_id, path, "failed" if kind_of(path) else "skipped",
-                             exc.message)
-                state.errors.append((str(path), exc.message))
+                self._record(collection_id, path,
+                             "skipped" if isinstance(exc, SkippedFile) else "failed", exc.message)
+                state.errors.append((shown(path), exc.message))
             except HearthError as exc:  # the embedding model failed: keep the file's text
-                state.errors.append((str(path), exc.message))
+                state.errors.append((shown(path), exc.message))
             state.files_done += 1
         state.current = ""
         return state
 
     def reindex(self, collection_id: int, **options: Any) -> IndexState:
-        return self.add_paths(collection_id, list(self.paths(collection_id)), remember=False,
-                              **options)
+        return self.add_paths(collection_id, [from_db(p) for p in self.paths(collection_id)],
+                              remember=False, **options)
 
-    def remove_paths(self, collection_id: int, paths: list[str | Path]) -> int:
+    def remove_paths(self, collection_id: int, paths: Sequence[str | Path]) -> int:
+        """Forget files or folders; a path may be given as on disk or as stored (to_db)."""
         removed = 0
         for path in paths:
-            absolute = os.path.abspath(Path(path).expanduser())
+            absolute = to_db(os.path.abspath(Path(path).expanduser()))
             self.db.execute("DELETE FROM collection_paths WHERE collection_id = ? AND path = ?",
                             (collection_id, absolute))
             cur = self.db.execute(
@@ -231,11 +285,18 @@ class DocumentIndex:
             removed += cur.rowcount
         return removed
 
-    def _forget_deleted(self, collection_id: int, roots: list[Path], present: set[str]) -> int:
+    def _forget_deleted(self, collection_id: int, roots: list[Path], present: set[str],
+                        unreadable: list[Path]) -> int:
+        """Drop rows of files that are gone; files in a folder that could not be listed are
+        kept (they may well still be there: the folder is only unreadable right now)."""
         removed = 0
+        stored_roots = [Path(to_db(r)) for r in roots]
+        hidden = [Path(to_db(folder)) for folder in unreadable]
         for row in self.documents(collection_id):
             path = Path(row["path"])
-            under = any(path == r or r in path.parents for r in roots)
+            under = any(path == r or r in path.parents for r in stored_roots)
+            if any(h in path.parents for h in hidden):
+                continue
             if under and row["path"] not in present:
                 self.db.execute("DELETE FROM documents WHERE id = ?", (row["id"],))
                 removed += 1
@@ -247,30 +308,33 @@ class DocumentIndex:
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(collection_id, path) DO UPDATE SET"
             " status = excluded.status, error = excluded.error, content_hash = NULL,"
             " chunk_count = 0, indexed_at = excluded.indexed_at",
-            (collection_id, str(path), kind_of(path), status, error, time.time()))
+            (collection_id, to_db(path), kind_of(path), status, error, time.time()))
         if status != "indexed":
             self.db.execute("DELETE FROM chunks WHERE document_id = (SELECT id FROM documents "
-                            "WHERE collection_id = ? AND path = ?)", (collection_id, str(path)))
+                            "WHERE collection_id = ? AND path = ?)", (collection_id, to_db(path)))
 
     def _index_file(self, collection_id: int, path: Path, embedder: Embedder | None,
                     embed_model: str | None, limits: IndexLimits, state: IndexState) -> None:
-        if path.suffix.lower() not in SUPPORTED:
-            extract(path, 0)  # raises the "not supported" DocumentError
-        try:
-            digest = file_hash(path)
-        except OSError as exc:
-            raise DocumentError(f"{path.name}: cannot be read ({exc.strerror or exc}).") from exc
+        max_bytes = int(limits.max_file_mb * 1e6)
+        if kind_of(path) is None:
+            extract(path, 0)  # raises the "not supported" DocumentError, reading nothing
+        # One bounded read of a regular file (read_file refuses pipes, devices and loops):
+        # the bytes hashed are the bytes indexed, and nothing is read twice.
+        data = read_file(path, max_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        stored = to_db(path)
         rows = self.db.query("SELECT id, content_hash, status FROM documents WHERE "
-                             "collection_id = ? AND path = ?", (collection_id, str(path)))
+                             "collection_id = ? AND path = ?", (collection_id, stored))
         if rows and rows[0]["content_hash"] == digest and rows[0]["status"] == "indexed":
             if embedder is None or self._has_embeddings(rows[0]["id"], embed_model):
                 state.skipped_unchanged += 1
                 return
-        sections = extract(path, int(limits.max_file_mb * 1e6))
+        sections = extract(path, max_bytes, data)
         chunks = chunk_sections(sections, limits.chunk_size, limits.chunk_overlap)
         if len(chunks) > limits.max_chunks_per_file:
-            raise DocumentError(f"{path.name}: {len(chunks)} passages is over the limit of "
-                                f"{limits.max_chunks_per_file} per file (change it in settings).")
+            raise DocumentError(f"{shown(path.name)}: {len(chunks)} passages is over the limit "
+                                f"of {limits.max_chunks_per_file} per file (change it in "
+                                "settings).")
         vectors: list[list[float]] = []
         import numpy as np  # only when indexing: keeps numpy out of the app's start-up
 
@@ -284,11 +348,11 @@ class DocumentIndex:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute("DELETE FROM documents WHERE collection_id = ? AND path = ?",
-                             (collection_id, str(path)))
+                             (collection_id, stored))
                 cur = conn.execute(
                     "INSERT INTO documents(collection_id, path, kind, content_hash, size, status,"
                     " chunk_count, indexed_at) VALUES (?, ?, ?, ?, ?, 'indexed', ?, ?)",
-                    (collection_id, str(path), kind_of(path), digest, path.stat().st_size,
+                    (collection_id, stored, kind_of(path), digest, len(data),
                      len(chunks), time.time()))
                 document_id = cur.lastrowid
                 for order, chunk in enumerate(chunks):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from desktop.core.documents.paths import shown
 from desktop.core.store.db import Database
 
 RRF_K = 60
@@ -49,7 +50,8 @@ class Hit:
         return [self.line_start, self.line_end if self.line_end is not None else self.line_start]
 
     def location(self) -> str:
-        name = self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        # The stored path may carry a non-UTF-8 name in its database form: show \xNN instead.
+        name = shown(self.path.replace("\\", "/").rsplit("/", 1)[-1])
         if self.page is not None:
             pages = (f"pages {self.page}-{self.page_end}" if self.page_end not in (None, self.page)
                      else f"page {self.page}")
