@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--embed-model", help="embedding GGUF for the index part")
     for part in ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
+
+    from desktop.cli_serve import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -143,7 +147,7 @@ def main(argv: list[str]) -> int:
     try:
         data_dir = paths.data_dir(args.data_dir)
         handler = {"chat": cmd_chat, "history": cmd_history, "models": cmd_models,
-                   "docs": cmd_docs, "bench": cmd_bench}[args.command]
+                   "docs": cmd_docs, "bench": cmd_bench, "serve": cmd_serve}[args.command]
         return handler(args, data_dir)
     except HearthError as exc:
         print(f"hearth: {exc.message}", file=sys.stderr)
@@ -296,6 +300,12 @@ def cmd_docs(args: argparse.Namespace, data_dir: Path) -> int:
 
     with _context(data_dir) as ctx:
         return run_docs_command(args, ctx)
+
+
+def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
+    from desktop.cli_serve import cmd_serve as serve
+
+    return serve(args, data_dir)
 
 
 def cmd_bench(args: argparse.Namespace, data_dir: Path) -> int:

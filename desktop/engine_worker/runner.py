@@ -44,13 +44,20 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def build_sampler(params: dict[str, Any], n_vocab: int) -> ctypes.c_void_p:
-    """llama.cpp's sampler chain in the usual order: penalties, top-k, top-p, min-p, temp, dist."""
+def build_sampler(params: dict[str, Any], n_vocab: int, vocab: Any = None) -> ctypes.c_void_p:
+    """llama.cpp's sampler chain in the usual order: penalties, grammar, top-k, top-p, min-p,
+    temp, dist (the order llama-cpp-python uses)."""
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     add = llama_cpp.llama_sampler_chain_add
     repeat = float(params.get("repeat_penalty", 1.0))
     if repeat != 1.0:
         add(chain, llama_cpp.llama_sampler_init_penalties(n_vocab, 64, repeat, 0.0, 0.0))
+    if params.get("json_schema") is not None and vocab is not None:
+        try:
+            add(chain, json_schema_sampler(vocab, params["json_schema"]))
+        except BaseException:
+            llama_cpp.llama_sampler_free(chain)
+            raise
     temperature = float(params.get("temperature", 0.8))
     if temperature <= 0:
         add(chain, llama_cpp.llama_sampler_init_greedy())
@@ -65,6 +72,23 @@ def build_sampler(params: dict[str, Any], n_vocab: int) -> ctypes.c_void_p:
     add(chain, llama_cpp.llama_sampler_init_dist(
         int(seed) & 0xFFFFFFFF if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED))
     return chain
+
+
+def json_schema_sampler(vocab: Any, schema: Any) -> ctypes.c_void_p:
+    """A grammar sampler that lets the model write only JSON matching `schema` (a dict)."""
+    import json
+
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as exc:  # the converter raises plain exceptions on unsupported schemas
+        raise EngineError(f"This JSON schema cannot be turned into a grammar: {exc}") from exc
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+    if not sampler:
+        raise EngineError("llama.cpp could not parse the grammar built from this JSON schema.")
+    return sampler
 
 
 def amx_kernels_compiled() -> bool:
@@ -335,7 +359,7 @@ class Runner:
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-        sampler = build_sampler(params, n_vocab)
+        sampler = build_sampler(params, n_vocab, vocab)
         stops = [s for s in params.get("stop", []) if s]
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         buf = ctypes.create_string_buffer(256)
