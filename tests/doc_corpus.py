@@ -120,3 +120,48 @@ def write_corpus(folder: Path) -> dict[str, Path]:
         "                                                backupCount=backups)\n\n\n"
         "def health():\n    return {'status': 'ok'}\n")
     return files
+
+
+def write_docx(path: Path, text: str) -> Path:
+    from docx import Document
+
+    doc = Document()
+    doc.add_paragraph(text)
+    doc.save(str(path))
+    return path
+
+
+def lying_zip_bomb_docx(path: Path, claimed: int = 0xFFFF_FFF0) -> Path:
+    """A real DOCX with one more part whose central directory entry (and local header) claim
+    `claimed` bytes once unpacked while only a few bytes are stored: what a bomb looks like
+    to a checker that reads the directory, without anything large on disk or in memory."""
+    import struct
+    import zipfile
+
+    write_docx(path, "An innocent looking document.")
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/media/bomb.xml", b"<x/>" * 8)
+    data = bytearray(path.read_bytes())
+    name = b"word/media/bomb.xml"
+    central = data.index(b"PK\x01\x02")
+    while True:  # find the bomb's central directory entry
+        length = struct.unpack_from("<H", data, central + 28)[0]
+        if data[central + 46:central + 46 + length] == name:
+            break
+        central = data.index(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", data, central + 24, claimed)  # uncompressed size
+    local = struct.unpack_from("<I", data, central + 42)[0]
+    struct.pack_into("<I", data, local + 22, claimed)  # the local header says the same
+    path.write_bytes(bytes(data))
+    return path
+
+
+def zeros_zip_bomb_docx(path: Path, megabytes: int) -> Path:
+    """A real DOCX carrying `megabytes` MB of zeros deflated to about a thousandth of that: a
+    genuine (small) zip bomb, built in milliseconds."""
+    import zipfile
+
+    write_docx(path, "An innocent looking document.")
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/media/zeros.bin", bytes(megabytes * 1_000_000))
+    return path

@@ -133,8 +133,8 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         raise _unreadable(path, label, exc) from exc
     if not stat.S_ISREG(info.st_mode):
         raise _not_regular(label, info.st_mode)
-    if info.st_size == 0:
-        raise DocumentError(f"{label}: the file is empty.")
+    # A size of 0 is not trusted (files under /proc say 0 and have content): emptiness is
+    # decided by the read below.
     if info.st_size > max_bytes:
         raise DocumentError(f"{label}: {_mb(info.st_size)} is over the {_mb(max_bytes)} limit "
                             "for one file (change it in settings).")
