@@ -50,9 +50,17 @@ def install_excepthooks(window: Any) -> None:
 
 def build_window(data_dir: Path) -> Any:
     from desktop.core.context import AppContext
+    from desktop.ui.app_actions import install_app_actions
     from desktop.ui.main_window import MainWindow
+    from desktop.ui.theme import apply_theme
 
-    return MainWindow(AppContext(data_dir))
+    ctx = AppContext(data_dir)
+    apply_theme(ctx.settings.get("theme") or "system")
+    window = MainWindow(ctx)
+    window.app_actions = install_app_actions(window, ctx)
+    # Watched collections are re-indexed while the app runs, whichever windows are open.
+    ctx.start_watching()
+    return window
 
 
 def run_gui(args: argparse.Namespace) -> int:

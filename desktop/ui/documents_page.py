@@ -1,16 +1,22 @@
 """The Documents window: collections of files and folders, indexing progress, per-file errors,
-the embedding model, and the passage view that a citation opens."""
+the embedding model, and the passage view that a citation opens.
+
+Indexing and folder watching belong to the app (AppContext.indexer / .watcher): this window
+submits jobs and observes them through the app's signals, so closing it stops nothing.
+"""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
@@ -21,6 +27,8 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
+    QSplitter,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -28,48 +36,55 @@ from PySide6.QtWidgets import (
 
 from desktop.core.context import AppContext
 from desktop.core.documents.index import IndexState
-from desktop.core.errors import HearthError, error_text
-from desktop.core.models.gguf import read_gguf
+from desktop.core.documents.indexer import IndexJob
+from desktop.core.documents.passages import passage_with_neighbours
+from desktop.core.errors import error_text
+from desktop.ui import theme
+from desktop.ui.bridge import app_signals
 from desktop.ui.file_drop import FileDropTarget
-from desktop.ui.models_page import _item, _table
 from desktop.ui.tasks import run_in_background
+from desktop.ui.widgets import StatusLine, button, item, make_table
+
+OTHER = "__other__"
+NONE = "__none__"
 
 
 class IndexRunner:
-    """Runs one indexing job at a time off the GUI thread and exposes its live state."""
+    """Index into a collection through the app's one indexer and hear back on the GUI thread
+    (for callers that want one callback per job, e.g. files dropped on a chat)."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.state: IndexState | None = None
-        self.collection: int | None = None
+        self.signals = app_signals(ctx)
+        self.job: IndexJob | None = None
 
     @property
     def busy(self) -> bool:
-        return self.state is not None
+        return self.job is not None and not self.job.done.is_set()
 
-    def start(self, collection: int, paths: list[str] | None, on_done: Any,
-              on_error: Any) -> IndexState:
-        state = IndexState()
-        self.state, self.collection = state, collection
+    @property
+    def state(self) -> IndexState | None:
+        return self.job.state if self.busy and self.job else None
 
-        def job() -> IndexState:
-            embedder, model_id = self.ctx.embedder()
-            options = {"embedder": embedder, "embed_model": model_id,
-                       "limits": self.ctx.index_limits(), "state": state}
-            if paths is None:
-                return self.ctx.documents.reindex(collection, **options)
-            return self.ctx.documents.add_paths(collection, paths, **options)
+    def start(self, collection: int, paths: list[str] | None,
+              on_done: Callable[[IndexState], None],
+              on_error: Callable[[BaseException], None]) -> IndexState:
+        job = self.ctx.indexer.submit(collection, paths)
+        self.job = job
 
-        def finished(result: Any) -> None:
-            self.state = None
-            on_done(result)
+        def heard(kind: str, finished: IndexJob) -> None:
+            if finished is not job or kind not in ("finished", "failed"):
+                return
+            self.signals.index_event.disconnect(heard)
+            if kind == "finished":
+                on_done(job.state)
+            else:
+                on_error(job.error or RuntimeError("indexing failed"))
 
-        def failed(exc: BaseException) -> None:
-            self.state = None
-            on_error(exc)
-
-        run_in_background(job, on_done=finished, on_error=failed)
-        return state
+        self.signals.index_event.connect(heard)
+        if job.done.is_set():  # finished before we listened (an instant job)
+            heard("finished" if job.error is None else "failed", job)
+        return job.state
 
 
 class DocumentsPage(FileDropTarget, QDialog):
@@ -78,76 +93,165 @@ class DocumentsPage(FileDropTarget, QDialog):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.runner = IndexRunner(ctx)
+        self.signals = app_signals(ctx)
         self.setWindowTitle("Documents")
+        self.setAccessibleName("Documents")
         self.resize(1000, 620)
+        self.collections: list[dict[str, Any]] = []
+        self.document_rows: list[dict[str, Any]] = []
         layout = QVBoxLayout(self)
 
         embed_row = QHBoxLayout()
-        self.embed_label = QLabel()
-        self.embed_label.setWordWrap(True)
-        choose = QPushButton("Embedding model…")
-        choose.clicked.connect(self.choose_embed_model)
-        embed_row.addWidget(self.embed_label, 1)
-        embed_row.addWidget(choose)
+        embed_label = QLabel("Embedding model:")
+        self.embed_box = QComboBox()
+        self.embed_box.setAccessibleName("Embedding model")
+        self.embed_box.setToolTip("Turns passages into vectors for meaning search; without one, "
+                                  "search uses keywords only")
+        self.embed_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.embed_box.setMinimumContentsLength(16)
+        self.embed_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.embed_box.activated.connect(self._embed_chosen)
+        embed_label.setBuddy(self.embed_box)
+        embed_row.addWidget(embed_label)
+        embed_row.addWidget(self.embed_box, 1)
         layout.addLayout(embed_row)
+        self.embed_note = StatusLine("Embedding model note")
+        layout.addWidget(self.embed_note)
 
-        body = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(QLabel("Collections"))
+        splitter = QSplitter()
+        splitter.setChildrenCollapsible(False)
+        left_widget = QWidget()
+        left = QVBoxLayout(left_widget)
+        left.setContentsMargins(0, 0, 0, 0)
+        collections_label = QLabel("Collections")
+        left.addWidget(collections_label)
         self.collection_list = QListWidget()
+        self.collection_list.setAccessibleName("Collections")
+        self.collection_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.collection_list.setMinimumWidth(150)
+        collections_label.setBuddy(self.collection_list)
         self.collection_list.currentRowChanged.connect(lambda _: self.refresh_documents())
         left.addWidget(self.collection_list, 1)
+        row = QHBoxLayout()
         for label, handler in (("New…", self.new_collection), ("Rename…", self.rename),
                                ("Delete…", self.delete)):
-            button = QPushButton(label)
-            button.clicked.connect(handler)
-            left.addWidget(button)
-        body.addLayout(left, 1)
+            row.addWidget(button(label, handler))
+        left.addLayout(row)
+        splitter.addWidget(left_widget)
 
-        right = QVBoxLayout()
+        right_widget = QWidget()
+        right = QVBoxLayout(right_widget)
+        right.setContentsMargins(0, 0, 0, 0)
         buttons = QHBoxLayout()
         for label, handler in (("Add files…", self.add_files), ("Add folder…", self.add_folder),
-                               ("Remove selected", self.remove_selected),
-                               ("Re-index", self.reindex)):
-            button = QPushButton(label)
-            button.clicked.connect(handler)
-            buttons.addWidget(button)
-        self.watch_box = QCheckBox("Watch folders for changes")
-        self.watch_box.toggled.connect(self._watch_toggled)
-        buttons.addWidget(self.watch_box)
+                               ("Remove", self.remove_selected), ("Re-index", self.reindex)):
+            buttons.addWidget(button(label, handler))
         buttons.addStretch(1)
         right.addLayout(buttons)
-        self.documents_table = _table(["File", "Status", "Passages", "Problem"])
+        self.documents_table = make_table(["File", "Status", "Passages", "Problem"],
+                                          "Files in this collection",
+                                          {0: 220, 1: 70, 2: 70})
         right.addWidget(self.documents_table, 1)
+        self.watch_box = QCheckBox("Watch this collection's folders and re-index changes")
+        self.watch_box.setAccessibleName("Watch folders for changes")
+        self.watch_box.toggled.connect(self._watch_toggled)
+        right.addWidget(self.watch_box)
         self.progress = QProgressBar()
+        self.progress.setAccessibleName("Indexing progress")
         self.progress.hide()
-        self.progress_label = QLabel()
+        self.progress_label = StatusLine("Indexing status")
         right.addWidget(self.progress)
         right.addWidget(self.progress_label)
-        body.addLayout(right, 3)
-        layout.addLayout(body, 1)
+        splitter.addWidget(right_widget)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([240, 720])
+        layout.addWidget(splitter, 1)
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(250)
-        self.timer.timeout.connect(self._show_progress)
-        self.watcher = QFileSystemWatcher(self)
-        self.watcher.directoryChanged.connect(self._folder_changed)
-        self.watcher.fileChanged.connect(self._folder_changed)
-        self._pending_watch: set[int] = set()
+        # Rows of files indexed so far are re-read at most a few times a second, so a
+        # folder of 10,000 small files does not redraw the table 10,000 times.
+        self._rows_timer = QTimer(self)
+        self._rows_timer.setSingleShot(True)
+        self._rows_timer.setInterval(300)
+        self._rows_timer.timeout.connect(self.refresh_documents)
+        self.signals.index_event.connect(self._index_event)
+        self.signals.library_changed.connect(self.refresh_embed_models)
+        self.signals.watch_failed.connect(
+            lambda exc: self.progress_label.show_text(error_text(exc), "error"))
         self.setAcceptDrops(True)
         self.refresh()
+        job = self.ctx.indexer.current
+        if job is not None:  # opened while the app indexes: show it
+            self._index_event("started", job)
 
     def files_dropped(self, paths: list[str]) -> None:
         self.index_paths(paths)
 
+    # --- embedding model -------------------------------------------------------------
+    def refresh_embed_models(self) -> None:
+        current = self.ctx.embed_model
+        self.embed_box.blockSignals(True)
+        self.embed_box.clear()
+        self.embed_box.addItem("None: keyword search only", NONE)
+        installed = self.ctx.embedding_models()
+        for entry in installed:
+            self.embed_box.addItem(entry.name, entry.path)
+            self.embed_box.setItemData(self.embed_box.count() - 1, entry.path,
+                                       Qt.ItemDataRole.ToolTipRole)
+        if current and self.embed_box.findData(current) < 0:
+            self.embed_box.addItem(Path(current).name, current)  # chosen as a file elsewhere
+            self.embed_box.setItemData(self.embed_box.count() - 1, current,
+                                       Qt.ItemDataRole.ToolTipRole)
+        self.embed_box.addItem("Other GGUF file…", OTHER)
+        index = self.embed_box.findData(current) if current else 0
+        self.embed_box.setCurrentIndex(max(0, index))
+        self.embed_box.setToolTip(current or "No embedding model: keyword search only")
+        self.embed_box.blockSignals(False)
+        if current:
+            self.embed_note.show_text("Keyword and meaning search.")
+        elif installed:
+            self.embed_note.show_text("Choose the installed embedding model above for search "
+                                      "by meaning, not only by keywords.")
+        else:
+            self.embed_note.show_text("Keyword search only. Models → Recommended has "
+                                      "nomic-embed-text for search by meaning.")
+
+    def _embed_chosen(self, index: int) -> None:
+        data = self.embed_box.itemData(index)
+        if data == OTHER:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose an embedding model (GGUF)",
+                                                  str(self.ctx.models_dir),
+                                                  "GGUF models (*.gguf)")
+            if not path:
+                self.refresh_embed_models()
+                return
+            self.set_embed_model(path)
+        elif data == NONE:
+            self.ctx.settings.set("embed_model", None)
+            self.refresh_embed_models()
+        elif data != self.ctx.embed_model:
+            self.set_embed_model(data)
+
+    def set_embed_model(self, path: str) -> None:
+        """Use `path` for meaning search once its header says it is an embedding model (read
+        off the GUI thread); a chat model is refused with a sentence, nothing changes."""
+        self.embed_note.show_text(f"Checking {Path(path).name}…")
+
+        def accepted(checked: str) -> None:
+            self.ctx.settings.set("embed_model", checked)
+            self.refresh_embed_models()
+            self.embed_note.show_text("Re-index collections to add meaning search to them.")
+
+        def refused(exc: BaseException) -> None:
+            self.refresh_embed_models()
+            self.embed_note.show_text(error_text(exc), "error")
+
+        run_in_background(self.ctx.check_embedding_model, path, on_done=accepted,
+                          on_error=refused)
+
     # --- collections -----------------------------------------------------------------
     def refresh(self) -> None:
-        model = self.ctx.embed_model
-        self.embed_label.setText(
-            f"Embedding model: {Path(model).name} (keyword + meaning search)." if model else
-            "No embedding model: keyword search only. Choose one (the Recommended models list "
-            "has nomic-embed-text) for better answers.")
+        self.refresh_embed_models()
         current = self.current_collection()
         self.collection_list.blockSignals(True)
         self.collection_list.clear()
@@ -155,19 +259,19 @@ class DocumentsPage(FileDropTarget, QDialog):
         for c in self.collections:
             text = f"{c['name']}  ({c['files']} files, {c['chunks']} passages" + (
                 f", {c['failed']} failed)" if c["failed"] else ")")
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, c["id"])
-            self.collection_list.addItem(item)
+            entry = QListWidgetItem(text)
+            entry.setToolTip(text)
+            entry.setData(Qt.ItemDataRole.UserRole, c["id"])
+            self.collection_list.addItem(entry)
         self.collection_list.blockSignals(False)
         ids = [c["id"] for c in self.collections]
         self.collection_list.setCurrentRow(ids.index(current) if current in ids else
                                            (0 if ids else -1))
-        self._arm_watcher()
         self.refresh_documents()
 
     def current_collection(self) -> int | None:
-        item = self.collection_list.currentItem() if hasattr(self, "collection_list") else None
-        return int(item.data(Qt.ItemDataRole.UserRole)) if item else None
+        entry = self.collection_list.currentItem()
+        return int(entry.data(Qt.ItemDataRole.UserRole)) if entry else None
 
     def refresh_documents(self) -> None:
         collection = self.current_collection()
@@ -175,14 +279,15 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.documents_table.setRowCount(len(rows))
         self.document_rows = rows
         for row, d in enumerate(rows):
-            self.documents_table.setItem(row, 0, _item(Path(d["path"]).name, d["path"]))
-            color = None if d["status"] == "indexed" else "#c0392b"
-            self.documents_table.setItem(row, 1, _item(d["status"], "", color))
-            self.documents_table.setItem(row, 2, _item(str(d["chunk_count"])))
-            self.documents_table.setItem(row, 3, _item(d["error"] or "", d["error"] or ""))
-        info = next((c for c in getattr(self, "collections", []) if c["id"] == collection), None)
+            self.documents_table.setItem(row, 0, item(Path(d["path"]).name, d["path"]))
+            tone = None if d["status"] == "indexed" else "error"
+            self.documents_table.setItem(row, 1, item(d["status"], tone=tone))
+            self.documents_table.setItem(row, 2, item(str(d["chunk_count"])))
+            self.documents_table.setItem(row, 3, item(d["error"] or ""))
+        info = next((c for c in self.collections if c["id"] == collection), None)
         self.watch_box.blockSignals(True)
         self.watch_box.setChecked(bool(info and info["watch"]))
+        self.watch_box.setEnabled(info is not None)
         self.watch_box.blockSignals(False)
 
     def new_collection(self) -> None:
@@ -194,7 +299,7 @@ class DocumentsPage(FileDropTarget, QDialog):
         try:
             collection = self.ctx.documents.create_collection(name)
         except Exception as exc:  # noqa: BLE001 - shown inline
-            self.progress_label.setText(error_text(exc))
+            self.progress_label.show_text(error_text(exc), "error")
             return None
         self.refresh()
         ids = [c["id"] for c in self.collections]
@@ -208,7 +313,11 @@ class DocumentsPage(FileDropTarget, QDialog):
             return
         name, ok = QInputDialog.getText(self, "Rename collection", "Name:")
         if ok and name.strip():
-            self.ctx.documents.rename_collection(collection, name)
+            try:
+                self.ctx.documents.rename_collection(collection, name)
+            except Exception as exc:  # noqa: BLE001 - shown inline
+                self.progress_label.show_text(error_text(exc), "error")
+                return
             self.refresh()
             self.collections_changed.emit()
 
@@ -217,7 +326,8 @@ class DocumentsPage(FileDropTarget, QDialog):
         if collection is None:
             return
         if QMessageBox.question(self, "Delete collection", "Delete this collection and its "
-                                "index? Your files are not touched.") == \
+                                "index? Your files are not touched.",
+                                defaultButton=QMessageBox.StandardButton.No) == \
                 QMessageBox.StandardButton.Yes:
             self.ctx.documents.delete_collection(collection)
             self.refresh()
@@ -234,18 +344,19 @@ class DocumentsPage(FileDropTarget, QDialog):
         if folder:
             self.index_paths([folder])
 
-    def index_paths(self, paths: list[str] | None, collection: int | None = None) -> None:
+    def index_paths(self, paths: list[str] | None, collection: int | None = None
+                    ) -> IndexJob | None:
         collection = collection if collection is not None else self.current_collection()
         if collection is None:
             collection = self.create_collection("Documents")
             if collection is None:
-                return
-        if self.runner.busy:
-            self.progress_label.setText("Indexing is already running; try again when it ends.")
-            return
-        self.runner.start(collection, paths, self._indexed, self._index_failed)
-        self.progress.show()
-        self.timer.start()
+                return None
+        waiting = self.ctx.indexer.busy
+        job = self.ctx.indexer.submit(collection, paths)
+        if waiting and job.status == "queued":
+            self.progress_label.show_text("Queued: it starts when the indexing in progress "
+                                          "ends.")
+        return job
 
     def reindex(self) -> None:
         collection = self.current_collection()
@@ -259,87 +370,55 @@ class DocumentsPage(FileDropTarget, QDialog):
             return
         self.ctx.documents.remove_paths(collection, [self.document_rows[row]["path"]])
         self.refresh()
-
-    def _show_progress(self) -> None:
-        state = self.runner.state
-        if state is None:
-            return
-        self.progress.setMaximum(max(1, state.files_total))
-        self.progress.setValue(state.files_done)
-        eta = f", about {state.eta_s:.0f} s left" if state.eta_s is not None else ""
-        self.progress_label.setText(
-            f"Indexing {state.files_done} / {state.files_total} files, "
-            f"{state.chunks_per_s:.0f} passages/s{eta}. {Path(state.current).name}")
-
-    def _indexed(self, state: IndexState) -> None:
-        self.timer.stop()
-        self.progress.hide()
-        failed = len(state.errors)
-        self.progress_label.setText(
-            f"Done: {state.indexed} files indexed, "
-            f"{state.skipped_unchanged} unchanged, {state.removed} removed"
-            + (f", {failed} with problems (listed above)." if failed else "."))
-        self.refresh()
         self.collections_changed.emit()
 
-    def _index_failed(self, exc: BaseException) -> None:
-        self.timer.stop()
-        self.progress.hide()
-        self.progress_label.setText(error_text(exc))
-        self.refresh()
+    def _index_event(self, kind: str, job: IndexJob) -> None:
+        if kind in ("started", "progress"):
+            self.progress.show()
+            self._show_progress(job.state)
+            if kind == "progress" and job.collection == self.current_collection() \
+                    and not self._rows_timer.isActive():
+                self._rows_timer.start()  # show the files indexed so far
+        elif kind == "finished":
+            self._indexed(job)
+        elif kind == "failed":
+            self.progress.hide()
+            self.progress_label.show_text(job.error_text, "error")
+            self.refresh()
 
-    def choose_embed_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose an embedding model (GGUF)",
-                                              str(self.ctx.models_dir), "GGUF models (*.gguf)")
-        if path:
-            self.set_embed_model(path)
+    def _show_progress(self, state: IndexState) -> None:
+        self.progress.setMaximum(max(1, state.files_total))
+        self.progress.setValue(state.files_done)
+        # No rate until there is one: "0 passages/s" at the start reads like a hang.
+        rate = (f"{state.chunks_per_s:.0f} passages/s" if state.chunks_done
+                else "starting…")
+        eta = f", about {state.eta_s:.0f} s left" if state.eta_s is not None else ""
+        current = f" {Path(state.current).name}" if state.current else ""
+        total = state.files_total or "?"
+        self.progress_label.show_text(
+            f"Indexing {state.files_done} / {total} files, {rate}{eta}.{current}")
 
-    def set_embed_model(self, path: str) -> bool:
-        try:
-            if not read_gguf(path).is_embedding_model:
-                raise HearthError(f"{Path(path).name} is a chat model, not an embedding model. "
-                                  "Choose one such as nomic-embed-text (Models → Recommended).")
-        except HearthError as exc:
-            self.progress_label.setText(error_text(exc))
-            return False
-        self.ctx.settings.set("embed_model", path)
+    def _indexed(self, job: IndexJob) -> None:
+        state = job.state
+        if not self.ctx.indexer.busy:
+            self.progress.hide()
+        failed = len(state.errors)
+        self.progress_label.show_text(
+            f"Done: {state.indexed} files indexed, "
+            f"{state.skipped_unchanged} unchanged, {state.removed} removed"
+            + (f", {failed} with problems (listed above)." if failed else "."),
+            "error" if failed else None)
         self.refresh()
-        self.progress_label.setText("Re-index collections to add meaning search to them.")
-        return True
+        self.collections_changed.emit()
 
     # --- watching --------------------------------------------------------------------
     def _watch_toggled(self, on: bool) -> None:
         collection = self.current_collection()
         if collection is not None:
             self.ctx.documents.set_watch(collection, on)
+            if on:
+                self.ctx.start_watching()
             self.refresh()
-
-    def _arm_watcher(self) -> None:
-        watched = self.watcher.directories() + self.watcher.files()
-        if watched:
-            self.watcher.removePaths(watched)
-        self._watch_map: dict[str, int] = {}
-        for c in self.collections:
-            if not c["watch"]:
-                continue
-            for root in self.ctx.documents.paths(c["id"]):
-                folders = [root] + [str(p) for p in Path(root).rglob("*") if p.is_dir()] \
-                    if Path(root).is_dir() else [root]
-                for path in folders:
-                    self._watch_map[path] = c["id"]
-        if self._watch_map:
-            self.watcher.addPaths(list(self._watch_map))
-
-    def _folder_changed(self, path: str) -> None:
-        collection = self._watch_map.get(path)
-        if collection is not None:
-            self._pending_watch.add(collection)
-            QTimer.singleShot(1500, self._reindex_watched)  # let a burst of writes settle
-
-    def _reindex_watched(self) -> None:
-        if self.runner.busy or not self._pending_watch:
-            return
-        self.index_paths(None, self._pending_watch.pop())
 
 
 class PassageDialog(QDialog):
@@ -348,39 +427,44 @@ class PassageDialog(QDialog):
     def __init__(self, ctx: AppContext, source: dict[str, Any], parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"[{source.get('n', '')}] {source.get('location', '')}")
+        self.setAccessibleName("Cited passage")
         self.resize(760, 560)
         self.path = source["path"]
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"<b>{html.escape(source.get('location', ''))}</b> — "
-                                f"{html.escape(self.path)}"))
+        title = QLabel(f"<b>{html.escape(source.get('location', ''))}</b> — "
+                       f"{html.escape(self.path)}")
+        title.setWordWrap(True)
+        layout.addWidget(title)
         self.view = QTextBrowser()
+        self.view.setAccessibleName("Passage text")
         layout.addWidget(self.view, 1)
+        palette = self.palette()
+        highlight = palette.color(palette.ColorRole.Highlight)
+        mark = f"background:{highlight.name()}; color:{palette.color(palette.ColorRole.HighlightedText).name()}"
+        muted = theme.readable(palette.color(palette.ColorRole.PlaceholderText),
+                               palette.color(palette.ColorRole.Base)).name()
         parts = []
         try:
-            chunk = ctx.documents.chunk(int(source["chunk_id"]))
-            neighbours = ctx.db.query(
-                "SELECT id, text FROM chunks WHERE document_id = ? AND ord BETWEEN ? AND ? "
-                "ORDER BY ord", (chunk["document_id"], chunk["ord"] - 1, chunk["ord"] + 1))
-            for row in neighbours:
-                text = html.escape(row["text"]).replace("\n", "<br>")
-                if row["id"] == chunk["id"]:
-                    parts.append(f'<a name="hit"></a><p style="background:#fff3b0; '
-                                 f'color:#000; padding:6px">{text}</p>')
+            for passage in passage_with_neighbours(ctx.documents, int(source["chunk_id"])):
+                text = html.escape(passage.text).replace("\n", "<br>")
+                if passage.cited:
+                    parts.append(f'<a name="hit"></a><p style="{mark}; padding:6px">{text}</p>')
                 else:
-                    parts.append(f'<p style="color:#777">{text}</p>')
+                    parts.append(f'<p style="color:{muted}">{text}</p>')
         except Exception:  # noqa: BLE001 - the document was re-indexed or removed since
             parts.append("<p><i>This passage is no longer in the index (the document changed "
                          "or was removed); the text the answer used was:</i></p>"
-                         f"<p style='background:#fff3b0; color:#000'>"
-                         f"{html.escape(source.get('text', ''))}</p>")
+                         f"<p style='{mark}'>{html.escape(source.get('text', ''))}</p>")
         self.view.setHtml("".join(parts))
         self.view.scrollToAnchor("hit")
         row = QHBoxLayout()
         open_button = QPushButton("Open file")
+        open_button.setAccessibleName("Open file")
         open_button.clicked.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(self.path)))
         open_button.setEnabled(Path(self.path).exists())
         close = QPushButton("Close")
+        close.setAccessibleName("Close")
         close.clicked.connect(self.accept)
         row.addStretch(1)
         row.addWidget(open_button)

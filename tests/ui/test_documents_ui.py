@@ -32,12 +32,11 @@ def test_collection_chat_with_sources_and_dropped_files(qtbot, data_dir: Path, t
         qtbot.addWidget(page)
         collection = page.create_collection("Handbook")
         page.index_paths([str(corpus["pdf"].parent)], collection)
-        assert not page.progress.isHidden() or not page.runner.busy
-        qtbot.waitUntil(lambda: not page.runner.busy, timeout=60_000)
+        qtbot.waitUntil(lambda: "Done:" in page.progress_label.full_text(), timeout=60_000)
         statuses = {page.documents_table.item(r, 0).text(): page.documents_table.item(r, 1).text()
                     for r in range(page.documents_table.rowCount())}
         assert statuses["handbook.pdf"] == "indexed" and statuses["broken.pdf"] == "failed"
-        assert "1 with problems" in page.progress_label.text()
+        assert "1 with problems" in page.progress_label.full_text()
 
         window.set_collection(collection, True)
         assert window.sources_button.text() == "Answer from: Handbook"
@@ -85,11 +84,11 @@ def test_watched_folder_is_reindexed_when_a_file_appears(qtbot, data_dir: Path,
     try:
         collection = page.create_collection("Notes")
         page.index_paths([str(folder)], collection)
-        qtbot.waitUntil(lambda: not page.runner.busy, timeout=30_000)
+        qtbot.waitUntil(lambda: not page.ctx.indexer.busy, timeout=30_000)
         page.watch_box.setChecked(True)  # watch this collection's folders
         (folder / "b.md").write_text("# B\n\nBeta notes about kingfishers.\n")
         qtbot.waitUntil(lambda: len(ctx.documents.documents(collection)) == 2, timeout=30_000)
-        qtbot.waitUntil(lambda: not page.runner.busy, timeout=30_000)
+        qtbot.waitUntil(lambda: not page.ctx.indexer.busy, timeout=30_000)
         from desktop.core.documents.retrieve import search
 
         assert search(ctx.db, "kingfishers", [collection], k=1)[0].path.endswith("b.md")
@@ -115,12 +114,18 @@ def test_embedding_models_stay_out_of_the_chat_picker(qtbot, data_dir: Path, gem
         assert str(gemma_path) in listed and str(embed_model_path) not in listed
         page = DocumentsPage(window.ctx)
         qtbot.addWidget(page)
-        # A chat model is refused as the embedding model; the embedding model is taken.
-        assert not page.set_embed_model(str(gemma_path))
-        assert "not an embedding model" in page.progress_label.text()
+        # The installed embedding model is offered by name; no file dialog is needed.
+        choices = [page.embed_box.itemData(i) for i in range(page.embed_box.count())]
+        assert str(embed_model_path) in choices and str(gemma_path) not in choices
+        # A chat model chosen as a file ("Other…") is refused, with a sentence.
+        page.set_embed_model(str(gemma_path))
+        qtbot.waitUntil(lambda: "not an embedding model" in page.embed_note.full_text(),
+                        timeout=10_000)
         assert window.ctx.settings.get("embed_model") is None
-        assert page.set_embed_model(str(embed_model_path))
-        assert window.ctx.settings.get("embed_model") == str(embed_model_path)
+        page.embed_box.activated.emit(choices.index(str(embed_model_path)))
+        qtbot.waitUntil(lambda: window.ctx.settings.get("embed_model") == str(embed_model_path),
+                        timeout=10_000)
+        assert page.embed_box.currentData() == str(embed_model_path)
     finally:
         window.close()
         window.ctx.close()

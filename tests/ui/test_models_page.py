@@ -38,75 +38,81 @@ def page(qtbot, data_dir: Path):  # noqa: ANN001, ANN201
     ctx.close()
 
 
+def _add(qtbot, page: ModelsPage, path: Path) -> None:  # noqa: ANN001
+    """Add a file the way the window does (its header is read off the GUI thread)."""
+    page.installed.add_paths([str(path)])
+    qtbot.waitUntil(lambda: "Added" in page.installed.status.full_text(), timeout=10_000)
+
+
 def test_recommended_list_works_offline(page: ModelsPage) -> None:
-    names = [page.catalog_table.item(r, 0).text() for r in range(page.catalog_table.rowCount())]
+    names = [page.recommended.table.item(r, 0).text() for r in range(page.recommended.table.rowCount())]
     assert "Llama 3.2 1B Instruct" in names and "nomic-embed-text v1.5" in names
-    fits = {page.catalog_table.item(r, 3).text() for r in range(page.catalog_table.rowCount())}
-    assert {page.catalog_table.item(r, 2).text() for r in range(len(names))} == {""}
+    fits = {page.recommended.table.item(r, 3).text() for r in range(page.recommended.table.rowCount())}
+    assert {page.recommended.table.item(r, 2).text() for r in range(len(names))} == {""}
     assert fits <= {"Runs fully on GPU", "Partly on GPU", "CPU only, fits in RAM", "Too large"}
 
 
-def test_recommended_models_on_disk_are_ticked(page: ModelsPage, tmp_path: Path) -> None:
-    row = next(r for r, e in enumerate(page.catalog) if e.kind == "embedding")
-    entry = page.catalog[row]
+def test_recommended_models_on_disk_are_ticked(qtbot, page: ModelsPage, tmp_path: Path) -> None:
+    row = next(r for r, e in enumerate(page.recommended.catalog) if e.kind == "embedding")
+    entry = page.recommended.catalog[row]
     # Same name and size as the recommended file (sparse: no real 146 MB written).
     copy = write_small_gguf(tmp_path / entry.file)
     with copy.open("r+b") as handle:
         handle.truncate(entry.size)
-    page.add_path(str(copy))
-    assert page.catalog_table.item(row, 2).text() == "✓ yes"
-    assert all(page.catalog_table.item(r, 2).text() == ""
-               for r in range(page.catalog_table.rowCount()) if r != row)
-    page.catalog_table.selectRow(row)
-    page._download_catalog()  # no second copy of what is already here
-    assert page.queue.jobs == [] and "already on this computer" in page.status.text()
+    _add(qtbot, page, copy)
+    assert page.recommended.table.item(row, 2).text() == "✓ yes"
+    assert all(page.recommended.table.item(r, 2).text() == ""
+               for r in range(page.recommended.table.rowCount()) if r != row)
+    page.recommended.table.selectRow(row)
+    page.recommended.download_selected()  # no second copy of what is already here
+    assert page.queue.jobs == [] and "already on this computer" in page.recommended.status.full_text()
 
 
 def test_search_list_and_download_while_the_window_responds(qtbot, page: ModelsPage,
                                                             hub_server: FakeHub) -> None:
-    page.search_box.setText("gemma")
-    page.search()
-    qtbot.waitUntil(lambda: page.results.rowCount() == 1, timeout=10_000)
-    page.results.selectRow(0)
-    qtbot.waitUntil(lambda: page.files.rowCount() == 2, timeout=10_000)
-    names = [page.files.item(r, 0).text() for r in range(2)]
+    page.search_tab.search_box.setText("gemma")
+    page.search_tab.search()
+    qtbot.waitUntil(lambda: page.search_tab.results.rowCount() == 1, timeout=10_000)
+    page.search_tab.results.selectRow(0)
+    qtbot.waitUntil(lambda: page.search_tab.files.rowCount() == 2, timeout=10_000)
+    names = [page.search_tab.files.item(r, 0).text() for r in range(2)]
     assert any(n.startswith("★ ") for n in names)  # the recommended file for this machine
-    row = next(r for r in range(2) if GEMMA_FILE in page.files.item(r, 0).text())
-    assert page.files.item(row, 1).text() == "Q4_K_M"
-    assert page.files.item(row, 3).toolTip().startswith(("CPU only", "Runs fully", "Partly"))
+    row = next(r for r in range(2) if GEMMA_FILE in page.search_tab.files.item(r, 0).text())
+    assert page.search_tab.files.item(row, 1).text() == "Q4_K_M"
+    assert page.search_tab.files.item(row, 3).toolTip().startswith(("CPU only", "Runs fully", "Partly"))
 
     # The window stays live during the download: its progress bar, drawn by a timer on the
     # main thread, shows the file part-way while the (slowed) download thread still runs.
     hub_server.throttle_bps = 2_000_000  # ~2 minutes for the file: it cannot finish first
-    page.files.selectRow(row)
-    page._download_file()
+    page.search_tab.files.selectRow(row)
+    page.search_tab.download_selected()
     job = page.queue.jobs[0]
 
     def shows_progress() -> bool:
-        bar = page.downloads.cellWidget(0, 1)
+        bar = page.downloads.table.cellWidget(0, 1)
         return bar is not None and 0 < bar.value() < 1000 and job.state.status == "downloading"
 
     qtbot.waitUntil(shows_progress, timeout=60_000)
     hub_server.throttle_bps = 0
     qtbot.waitUntil(lambda: job.state.status == "done", timeout=60_000)
-    qtbot.waitUntil(lambda: page.installed.rowCount() == 1, timeout=5000)
-    assert page.installed.item(0, 3).text() == "Q4_K_M"
-    assert page.installed.item(0, 6).text() == "no (base model)"
-    assert page.downloads.cellWidget(0, 1).value() == 1000
+    qtbot.waitUntil(lambda: page.installed.table.rowCount() == 1, timeout=5000)
+    assert page.installed.table.item(0, 3).text() == "Q4_K_M"
+    assert page.installed.table.item(0, 6).text() == "no (base model)"
+    assert page.downloads.table.cellWidget(0, 1).value() == 1000
 
 
-def test_remove_deletes_only_downloaded_files(page: ModelsPage, gemma_path: Path,
+def test_remove_deletes_only_downloaded_files(qtbot, page: ModelsPage, gemma_path: Path,
                                               tmp_path: Path) -> None:
     outside = write_small_gguf(tmp_path / "mine.gguf")
-    page.add_path(str(outside))
+    _add(qtbot, page, outside)
     entry = page.ctx.library.list()[0]
-    page.remove_entry(entry, delete_file=False)
+    page.installed.remove_entry(entry, delete_file=False)
     assert outside.exists() and page.ctx.library.list() == []
     inside = page.ctx.models_dir / "a" / "b" / "x.gguf"
     inside.parent.mkdir(parents=True)
     inside.write_bytes(outside.read_bytes())
-    page.add_path(str(inside))
-    page.remove_entry(page.ctx.library.list()[0], delete_file=True)
+    _add(qtbot, page, inside)
+    page.installed.remove_entry(page.ctx.library.list()[0], delete_file=True)
     assert not inside.exists()
 
 
@@ -115,35 +121,35 @@ def test_recommended_download_must_match_the_shipped_hash(qtbot, page: ModelsPag
                                                           tmp_path: Path) -> None:
     # The Hub serves some other file under the first recommended model's name: the download
     # fetches the pinned commit, is refused, and nothing enters the library.
-    entry = page.catalog[0]
+    entry = page.recommended.catalog[0]
     server = FakeHub()
     server.add_file(entry.repo, entry.file, write_small_gguf(tmp_path / "other.gguf"))
     monkeypatch.setenv("HF_ENDPOINT", server.start())
     try:
-        page.catalog_table.selectRow(0)
-        page._download_catalog()
+        page.recommended.table.selectRow(0)
+        page.recommended.download_selected()
         job = page.queue.jobs[0]
         qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
-        qtbot.waitUntil(lambda: "changed since it was listed" in page.status.text(),
+        qtbot.waitUntil(lambda: "changed since it was listed" in page.downloads.status.full_text(),
                         timeout=5000)  # told through a queued signal from the download thread
-        assert "changed since it was listed" in page.status.text()
+        assert "changed since it was listed" in page.downloads.status.full_text()
         assert [p for _, p, _ in server.requests] == [
             f"/{entry.repo}/resolve/{entry.revision}/{entry.file}"]
-        assert page.ctx.library.list() == [] and page.installed.rowCount() == 0
+        assert page.ctx.library.list() == [] and page.installed.table.rowCount() == 0
     finally:
         server.stop()
 
 
 def test_library_folder_can_be_changed(page: ModelsPage, tmp_path: Path) -> None:
-    page.set_models_folder(str(tmp_path / "elsewhere"))
+    page.installed.set_models_folder(str(tmp_path / "elsewhere"))
     target = (tmp_path / "elsewhere").resolve()
     assert page.ctx.models_dir == target and page.queue.models_dir == target
     assert page.ctx.settings.get("models_dir") == str(target)
-    assert str(target) in page.folder_label.text()
+    assert str(target) in page.installed.folder_label.text()
     blocker = tmp_path / "a-file"  # a folder inside a file cannot be made, even by root
     blocker.write_text("x")
-    page.set_models_folder(str(blocker / "models"))
-    assert "cannot write" in page.status.text() and page.ctx.models_dir == target
+    page.installed.set_models_folder(str(blocker / "models"))
+    assert "cannot write" in page.installed.status.full_text() and page.ctx.models_dir == target
 
 
 def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_server: FakeHub,
@@ -155,8 +161,8 @@ def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_se
     model = next(m for m in hub.repo_files(GEMMA_REPO).models if m.name == GEMMA_FILE)
     job = page.start_download(GEMMA_REPO, model)
     qtbot.waitUntil(lambda: job.state.done > 10_000_000, timeout=30_000)
-    page.downloads.selectRow(0)
-    page._pause()
+    page.downloads.table.selectRow(0)
+    page.downloads.pause()
     qtbot.waitUntil(lambda: job.state.status == "paused", timeout=10_000)
     page.close()
 
@@ -168,14 +174,15 @@ def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_se
         window.open_models()
         again = window.models_page
         assert window.models_button.text() == "Models…"
-        assert again.tabs.currentIndex() == 3 and "press Resume" in again.status.text()
-        assert again.downloads.item(0, 2).text() == "paused"
+        assert again.tabs.currentIndex() == 3 and "press Resume" in again.downloads.status.full_text()
+        assert again.downloads.table.item(0, 3).text().startswith("Paused: ")
+        assert again.downloads.table.item(0, 3).text().endswith(" kept")  # the bytes are there
         restored = again.queue.jobs[0]
-        again.downloads.selectRow(0)
-        again._resume()
+        again.downloads.table.selectRow(0)
+        again.downloads.resume()
         qtbot.waitUntil(lambda: restored.state.status == "done", timeout=60_000)
-        qtbot.waitUntil(lambda: any(GEMMA_REPO in again.installed.item(r, 8).text()
-                                    for r in range(again.installed.rowCount())), timeout=5000)
+        qtbot.waitUntil(lambda: any(GEMMA_REPO in again.installed.table.item(r, 8).text()
+                                    for r in range(again.installed.table.rowCount())), timeout=5000)
         assert not (data_dir / "models" / GEMMA_REPO / (GEMMA_FILE + ".part")).exists()
     finally:
         window.close()
@@ -192,30 +199,30 @@ def test_downloaded_embedding_model_is_used_for_documents(qtbot, page: ModelsPag
     [model] = hub.repo_files(repo).models
     job = page.start_download(repo, model)
     qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
-    qtbot.waitUntil(lambda: "document search" in page.status.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "document search" in page.downloads.status.full_text(), timeout=5000)
     assert page.ctx.settings.get("embed_model") == str(job.path)
-    row = next(r for r in range(page.installed.rowCount())
-               if page.installed.item(r, 8).text() == str(job.path))
-    assert page.installed.item(row, 6).text() == "— (embedding model)"
+    row = next(r for r in range(page.installed.table.rowCount())
+               if page.installed.table.item(r, 8).text() == str(job.path))
+    assert page.installed.table.item(row, 6).text() == "— (embedding model)"
 
 
-def test_model_defaults_keep_gpu_auto_and_store_only_changes(page: ModelsPage,
+def test_model_defaults_keep_gpu_auto_and_store_only_changes(qtbot, page: ModelsPage,
                                                              gemma_path: Path) -> None:
     from desktop.ui.chat_settings import ChatSettingsDialog
 
-    page.add_path(str(gemma_path))
+    _add(qtbot, page, gemma_path)
     entry = page.ctx.library.find(gemma_path)
-    dialog = ChatSettingsDialog("", {**page._app_defaults(), **entry.settings}, page,
+    dialog = ChatSettingsDialog("", {**page.ctx.app_defaults(), **entry.settings}, page,
                                 model_fields=True)
     assert dialog.inputs["n_gpu_layers"].value() == -1  # auto, not "0 = CPU only"
     assert dialog.inputs["n_gpu_layers"].text() == "Auto (what free VRAM holds)"
     system, values = dialog.values()
-    page.save_defaults(entry, system, values)  # OK on an untouched dialog changes nothing
+    page.installed.save_defaults(entry, system, values)  # OK on an untouched dialog changes nothing
     assert page.ctx.library.find(gemma_path).settings == {}
     dialog.inputs["n_ctx"].setValue(2048)
     dialog.inputs["temperature"].setValue(0.2)
     dialog.system_prompt.setPlainText("Be brief.")
-    page.save_defaults(entry, *dialog.values())
+    page.installed.save_defaults(entry, *dialog.values())
     assert page.ctx.library.find(gemma_path).settings == {
         "n_ctx": 2048, "temperature": 0.2, "system_prompt": "Be brief."}
 
@@ -239,8 +246,8 @@ def test_gated_download_goes_on_once_the_token_is_given(qtbot, page: ModelsPage,
         job = page.start_download("acme/secret-GGUF", model)
         qtbot.waitUntil(lambda: job.state.status == "failed", timeout=30_000)
         # The window hears of it through a queued signal from the download thread.
-        qtbot.waitUntil(lambda: "Hugging Face token…" in page.status.text(), timeout=5000)
-        assert job.state.needs_token and "Hugging Face token…" in page.status.text()
+        qtbot.waitUntil(lambda: "Hugging Face token…" in page.downloads.status.full_text(), timeout=5000)
+        assert job.state.needs_token and "Hugging Face token…" in page.downloads.status.full_text()
         page.store_token("hf_test_token")
         qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
         assert job.path is not None and job.path.is_file()

@@ -13,6 +13,7 @@ import http.client
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import urllib.error
@@ -200,9 +201,14 @@ def download_file(url: str, dest: Path, *, size: int | None, sha256: str | None,
             failures = 1 if have > progress_mark else failures + 1
             progress_mark = have
             if failures > retries:
+                kept = (f"{have / 1e6:.0f} MB are kept and the download resumes from there."
+                        if have else "Nothing was downloaded yet.")
+                what = _reason(exc)
                 raise DownloadError(
-                    f"{label}: the connection keeps dropping ({_reason(exc)}). "
-                    f"{have / 1e6:.0f} MB are kept and the download resumes from there.") from exc
+                    f"No network: {label} could not be downloaded ({what}). {kept}"
+                    if what.startswith("no network") else
+                    f"{label}: the connection keeps dropping ({what}). {kept}",
+                    details=repr(exc)) from exc
             _sleep(backoff_s, failures, state)
             continue
         if size is not None and have < size:
@@ -287,5 +293,21 @@ def _sleep(backoff_s: float, failures: int, state: DownloadState) -> None:
 
 
 def _reason(exc: BaseException) -> str:
+    """What went wrong, in words: errno text ("[Errno -2] Name or service not known") means
+    nothing to a user, and the details stay available for "copy details"."""
     reason = getattr(exc, "reason", None)
-    return str(reason or exc or type(exc).__name__)
+    cause = reason if isinstance(reason, BaseException) else exc
+    if isinstance(cause, socket.gaierror):
+        return "no network: the server's name cannot be looked up"
+    if isinstance(cause, OSError) and cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH,
+                                                      errno.ENETDOWN):
+        return "no network: the server cannot be reached"
+    if isinstance(cause, ConnectionRefusedError):
+        return "the server refused the connection"
+    if isinstance(cause, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(cause, (TimeoutError, socket.timeout)):
+        return "the server stopped answering"
+    if isinstance(cause, (http.client.IncompleteRead, http.client.RemoteDisconnected)):
+        return "the server closed the connection mid-file"
+    return "a network error"

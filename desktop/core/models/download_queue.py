@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +24,8 @@ from desktop.core.models.download import (
 )
 from desktop.core.models.library import ModelLibrary
 from desktop.core.models.quant import ModelFile
+
+Listener = Callable[["DownloadJob"], None]
 
 
 @dataclass
@@ -43,12 +48,42 @@ def target_path(models_dir: Path, repo: str, filename: str) -> Path:
     return path
 
 
+def check_network(kept: int = 0) -> None:
+    """Fail at once, in words, when the Hub's host cannot be reached at all: otherwise the
+    downloader retries a dead connection with backoff for about 30 s while showing 0 MB/s."""
+    if any(os.environ.get(name) for name in hub.PROXY_VARIABLES):
+        return  # only the proxy knows; let the download try through it
+    parts = urllib.parse.urlsplit(hub.endpoint())
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    keep = (f" The {kept / 1e6:.0f} MB already downloaded are kept." if kept else "")
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except socket.gaierror as exc:
+        raise DownloadError(f"No network: {host} cannot be looked up, so nothing can be "
+                            f"downloaded.{keep} Press Resume when you are online again.",
+                            details=repr(exc)) from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN):
+            what = f"No network: {host} cannot be reached."
+        elif isinstance(exc, ConnectionRefusedError):
+            what = f"No server answers at {host}:{port} (the connection was refused)."
+        elif isinstance(exc, TimeoutError):
+            what = f"No network: {host} does not answer."
+        else:
+            what = f"No network: {host} cannot be reached."
+        raise DownloadError(f"{what}{keep} Press Resume when you are online again.",
+                            details=repr(exc)) from exc
+
+
 def run_job(job: DownloadJob, models_dir: Path, library: ModelLibrary | None,
             token: str | None, **options: object) -> Path:
     """Download every file of a model (split parts too), verify each, register the first."""
     job.state.reset_controls()
     job.state.label = job.model.name
+    job.state.speed = 0.0  # a speed from before a pause or a restart is not this one
     total = job.model.size
+    job.state.total = total  # the bar shows the whole model's progress from the first byte
     done_before = 0
     first: Path | None = None
     for filename in job.model.files:
@@ -66,6 +101,7 @@ def run_job(job: DownloadJob, models_dir: Path, library: ModelLibrary | None,
         try:
             size = job.model.sizes.get(filename)
             if not dest.is_file():
+                check_network(job.state.done)
                 download_file(hub.file_url(job.repo, filename, job.model.revision), dest, size=size,
                               sha256=job.model.sha256.get(filename), state=file_state,
                               token=token, **options)  # type: ignore[arg-type]
@@ -109,22 +145,54 @@ PENDING = ("queued", "downloading", "verifying", "paused", "failed")
 class DownloadQueue:
     """Downloads run one at a time on a worker thread. With a `store` file, unfinished jobs
     are written down and come back after a restart as paused (their .part files are kept),
-    so closing the app mid-download loses nothing and starts no network call by itself."""
+    so closing the app mid-download loses nothing and starts no network call by itself.
+
+    One queue lives as long as the app (AppContext.downloads); windows come and go and
+    `subscribe` to hear of every change, on the download thread or the caller's."""
 
     def __init__(self, models_dir: Path, library: ModelLibrary,
                  token: Callable[[], str | None] = lambda: None,
-                 on_change: Callable[[DownloadJob], None] | None = None,
+                 on_change: Listener | None = None,
                  store: Path | None = None) -> None:
         self.models_dir = models_dir
         self.library = library
         self.token = token
-        self.on_change = on_change or (lambda job: None)
+        self._listeners: list[Listener] = [on_change] if on_change else []
         self.store = store
         self.jobs: list[DownloadJob] = []
         self._wake = threading.Condition()
+        self._closed = False
         self._restore()
         self._thread = threading.Thread(target=self._run, daemon=True, name="downloads")
         self._thread.start()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(job)` after every change; returns the function that stops it."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def unfinished(self) -> list[DownloadJob]:
+        """Jobs still to finish: waiting, running, paused (also those restored from the last
+        run) or failed. What "Models… (paused downloads)" is about."""
+        return [j for j in self.jobs if j.state.status in PENDING]
+
+    def active(self) -> bool:
+        return any(j.state.status in ("queued", "downloading", "verifying") for j in self.jobs)
+
+    def close(self) -> None:
+        """App shutdown: a running download pauses (its bytes and its entry are kept)."""
+        with self._wake:
+            self._closed = True
+            for job in self.jobs:
+                if job.state.status in ("downloading", "verifying"):
+                    job.state.pause()
+            self._wake.notify_all()
+        self._thread.join(timeout=10)  # a pause lands within one chunk; then the list is saved
 
     def add(self, repo: str, model: ModelFile) -> DownloadJob:
         with self._wake:
@@ -176,7 +244,8 @@ class DownloadQueue:
 
     def _changed(self, job: DownloadJob) -> None:
         self._save()
-        self.on_change(job)
+        for listener in list(self._listeners):
+            listener(job)
 
     def _save(self) -> None:
         if self.store is None:
@@ -211,18 +280,21 @@ class DownloadQueue:
             job.state.status = "paused"
             self.jobs.append(job)
 
-    def _next(self) -> DownloadJob:
+    def _next(self) -> DownloadJob | None:
         with self._wake:
-            while True:
+            while not self._closed:
                 for job in self.jobs:
                     if job.state.status == "queued":
                         job.state.status = "downloading"
                         return job
                 self._wake.wait()
+            return None
 
     def _run(self) -> None:
         while True:
             job = self._next()
+            if job is None:
+                return
             self._changed(job)
             try:
                 run_job(job, self.models_dir, self.library, self.token())

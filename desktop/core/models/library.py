@@ -72,6 +72,10 @@ class ModelLibrary:
         """Register a GGUF in place (no copy). Validates the header first."""
         # Absolute but not resolved: a symlinked file (HF cache snapshot) keeps its own name.
         resolved = Path(os.path.abspath(Path(path).expanduser()))
+        same = self._same_file(resolved)
+        if same is not None:
+            # The same file reached by another path (a symlink, a hard link): one entry.
+            resolved = Path(same)
         info = read_gguf(resolved)
         summary = info.summary()
         self.db.execute(
@@ -81,6 +85,19 @@ class ModelLibrary:
             (str(resolved), info.name, source, time.time(), json.dumps(summary)),
         )
         return self.get(str(resolved))
+
+    def _same_file(self, path: Path) -> str | None:
+        """The path of the entry already holding this very file under another name."""
+        for row in self.db.query("SELECT path FROM models"):
+            known = row["path"]
+            if known == str(path):
+                return None  # registered under this path: a plain update
+            try:
+                if os.path.samefile(known, path):
+                    return str(known)
+            except OSError:
+                continue  # a missing file is not this one
+        return None
 
     def get(self, path: str) -> ModelEntry:
         rows = self.db.query("SELECT * FROM models WHERE path = ?", (str(path),))

@@ -1,0 +1,136 @@
+"""Small widgets the Models and Documents windows share: tables whose long texts elide inside
+their cells (full text in a tooltip) instead of widening the window, a status line that never
+grows, and table items coloured with readable tones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QBrush, QFontMetrics, QResizeEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui import theme
+
+
+def size_text(n: int | float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def make_table(headers: list[str], name: str, widths: dict[int, int] | None = None,
+               stretch: int | None = None) -> QTableWidget:
+    """A read-only, row-selecting table. Columns are user-resizable and start at `widths`;
+    texts that do not fit elide in the middle (file and model names keep both ends) and show
+    in full as a tooltip. The table scrolls sideways rather than grow the window."""
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.setAccessibleName(name)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    table.setWordWrap(False)
+    table.setAlternatingRowColors(True)
+    table.verticalHeader().setVisible(False)
+    table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+    table.setMinimumSize(200, 120)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setMinimumSectionSize(40)
+    header.setStretchLastSection(stretch is None)
+    if stretch is not None:
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    for column, width in (widths or {}).items():
+        table.setColumnWidth(column, width)
+    return table
+
+
+def item(text: str, tooltip: str | None = None, tone: str | None = None) -> QTableWidgetItem:
+    """A cell; its tooltip is the full text unless given (so an elided text can be read)."""
+    cell = QTableWidgetItem(text)
+    cell.setToolTip(text if tooltip is None else tooltip)
+    if tone:
+        cell.setForeground(QBrush(theme.tone(tone)))
+    return cell
+
+
+def button(label: str, handler: Callable[[], Any], tip: str = "") -> QPushButton:
+    widget = QPushButton(label)
+    widget.setAccessibleName(label.rstrip("…"))
+    if tip:
+        widget.setToolTip(tip)
+        widget.setAccessibleDescription(tip)
+    widget.clicked.connect(lambda _=False: handler())
+    return widget
+
+
+def button_row(column: QVBoxLayout, actions: list[tuple[str, Callable[[], Any]]],
+               align_right: bool = False) -> list[QPushButton]:
+    row = QHBoxLayout()
+    if align_right:
+        row.addStretch(1)
+    buttons = [button(label, handler) for label, handler in actions]
+    for widget in buttons:
+        row.addWidget(widget)
+    if not align_right:
+        row.addStretch(1)
+    column.addLayout(row)
+    return buttons
+
+
+class StatusLine(QLabel):
+    """A status or error line of at most two lines: longer texts are elided (the whole text is
+    the tooltip), so a long message never grows the window or pushes widgets away."""
+
+    LINES = 2
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.tone: str | None = None
+        self.setAccessibleName(name)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        metrics = QFontMetrics(self.font())
+        self.setFixedHeight(metrics.lineSpacing() * self.LINES + 4)
+
+    def show_text(self, text: str, tone: str | None = None) -> None:
+        self._full, self.tone = text, tone
+        theme.set_text_tone(self, tone)
+        self.setToolTip(text)
+        self.setAccessibleDescription(text)
+        self._fit()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(200, self.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(50, self.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        metrics = QFontMetrics(self.font())
+        # Word wrapping leaves ragged line ends: budget a bit less than LINES full widths.
+        budget = int(max(50, self.width()) * self.LINES * 0.85)
+        shown = metrics.elidedText(self._full, Qt.TextElideMode.ElideRight, budget)
+        if shown != self.text():
+            self.setText(shown)
