@@ -44,6 +44,9 @@ class Message:
     context: str | None = None  # document excerpts this user turn was sent with
     sources_json: str | None = None
     writer_pid: int | None = None
+    parent_id: int | None = None  # the message before this one on its branch (schema 5)
+    reasoning: str | None = None  # a reasoning model's thinking, kept apart (schema 6)
+    reasoning_s: float | None = None
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -162,15 +165,18 @@ class ChatStore:
     ) -> Message:
         now = time.time()
         with self.db.lock:
+            # A new message continues the branch on screen (schema 5's message tree).
             cur = self.db.execute(
                 "INSERT INTO messages(conversation_id, role, content, state, created_at,"
-                " finished_at, writer_pid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " finished_at, writer_pid, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT current_leaf_id FROM conversations WHERE id = ?))",
                 (conversation_id, role, content, state, now,
                  None if state == "streaming" else now,
-                 os.getpid() if state == "streaming" else None),
+                 os.getpid() if state == "streaming" else None, conversation_id),
             )
             self.db.execute(
-                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+                "UPDATE conversations SET updated_at = ?, current_leaf_id = ? WHERE id = ?",
+                (now, cur.lastrowid, conversation_id),
             )
         assert cur.lastrowid is not None
         return self.message(cur.lastrowid)
@@ -218,10 +224,14 @@ class ChatStore:
 
     def delete_messages_from(self, conversation_id: int, message_id: int) -> None:
         """Drop a message and everything after it (regenerate, edit-and-resend)."""
-        self.db.execute(
-            "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
-            (conversation_id, message_id),
-        )
+        with self.db.lock:
+            self.db.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
+                (conversation_id, message_id),
+            )
+            self.db.execute(
+                "UPDATE conversations SET current_leaf_id = (SELECT MAX(id) FROM messages"
+                " WHERE conversation_id = ?) WHERE id = ?", (conversation_id, conversation_id))
 
     def mark_interrupted(self) -> int:
         """At start-up: replies that were streaming when their writer died become `interrupted`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from desktop.core.errors import StoreError
@@ -26,7 +27,7 @@ class Database:
                 self.path, check_same_thread=False, isolation_level=None, timeout=10
             )
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal()
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
@@ -36,33 +37,65 @@ class Database:
             ) from exc
         self.upgrade(upgrade_to)
 
+    def _set_wal(self) -> None:
+        """Switch to WAL. Switching a file another process has open can answer "database is
+        locked" at once, without waiting for the busy timeout (two Hearth processes opening
+        an old data dir together): wait for the other process, boundedly, then report."""
+        for attempt in range(400):
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 399:
+                    raise
+                time.sleep(0.05)
+
     @property
     def version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     def upgrade(self, target: int = migrations.LATEST) -> None:
-        current = self.version
-        if current > migrations.LATEST:
+        if self.version > migrations.LATEST:
             raise StoreError(
                 f"The chat database {self.path} was written by a newer Hearth "
-                f"(schema {current}, this version knows {migrations.LATEST}). "
+                f"(schema {self.version}, this version knows {migrations.LATEST}). "
                 "Update Hearth; your chats have not been touched."
             )
         with self.lock:
-            for version in range(current + 1, target + 1):
-                # Each step and its version bump commit together or not at all.
-                try:
-                    self.conn.executescript(
-                        f"BEGIN EXCLUSIVE;\n{migrations.STEPS[version - 1]}\n"
-                        f"PRAGMA user_version={version};\nCOMMIT;"
-                    )
-                except sqlite3.Error as exc:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise StoreError(
-                        f"Could not upgrade the chat database to schema {version}: {exc}. "
-                        "Nothing was changed."
-                    ) from exc
+            # Steps at or below the version read here are done; the rest are re-checked
+            # inside their transaction (another process may be upgrading right now).
+            for version in range(self.version + 1, target + 1):
+                self._run_step(version)
+
+    def _run_step(self, version: int) -> None:
+        """Run one step and its version bump in one exclusive transaction, or nothing.
+
+        The version is read inside the transaction: two processes opening a new or old data
+        dir at once both see it un-upgraded, but the second waits for the first's lock and
+        then finds the step done, instead of failing on "table already exists"."""
+        step = migrations.STEPS[version - 1]
+        try:
+            self.conn.execute("BEGIN EXCLUSIVE")
+            try:
+                if self.version >= version:
+                    self.conn.execute("COMMIT")
+                    return
+                if callable(step):
+                    step(self.conn)
+                else:
+                    for statement in migrations.statements(step):
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={version}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"Could not upgrade the chat database to schema {version}: {exc}. "
+                "Nothing was changed.", details=repr(exc)
+            ) from exc
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         with self.lock:

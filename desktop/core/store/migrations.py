@@ -1,10 +1,18 @@
 """Numbered schema steps. Step N upgrades a database at user_version N-1 to N.
 
-Never edit a step that has shipped: add a new one. Each step has a test that upgrades a
-database written by the previous version and checks that every chat survived.
+Never edit a step that has shipped: add a new one. tests/core/test_upgrades.py holds the
+SHA-256 of every shipped step (it fails when one changes) and upgrades a database written by
+each shipped version's own code (tests/fixtures/schemas/) to today's schema.
+
+A step is an SQL script, or a function of the connection for a step that must look before
+it acts (SQLite has no ADD COLUMN IF NOT EXISTS). The runner in db.py runs each step inside
+one exclusive transaction together with its version bump.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
 
 V1_CHATS = """
         CREATE TABLE conversations (
@@ -132,6 +140,59 @@ V3_DOCUMENTS = """
         ALTER TABLE messages ADD COLUMN writer_pid INTEGER;
 """
 
-# SQL scripts; the runner wraps each in BEGIN EXCLUSIVE ... COMMIT with its version bump.
-STEPS: list[str] = [V1_CHATS, V2_MODEL_LIBRARY, V3_DOCUMENTS]
+
+
+def v4_repair_writer_pid(conn: sqlite3.Connection) -> None:
+    """Step 3 shipped twice: first without `writer_pid` (commit e10efba), then a later commit
+    added the column inside the already-shipped step. Databases written in between are at
+    schema 3 without the column, and every query of today's code failed on them (users
+    locked out of intact chats). Add it where it is missing; a no-op elsewhere."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "writer_pid" not in columns:
+        conn.execute("ALTER TABLE messages ADD COLUMN writer_pid INTEGER")
+
+
+# Message versions (regenerate and edit keep the earlier answers, shown as < 2/3 >): the
+# messages of a conversation form a tree through `parent_id` (the message before this one on
+# its branch; NULL for the first), and `current_leaf_id` is the last message of the branch on
+# screen. Existing chats are one branch: each message's parent is the one before it.
+V5_MESSAGE_VERSIONS = """
+        ALTER TABLE messages ADD COLUMN parent_id INTEGER;
+        ALTER TABLE conversations ADD COLUMN current_leaf_id INTEGER;
+        UPDATE messages SET parent_id = (
+            SELECT MAX(p.id) FROM messages AS p
+            WHERE p.conversation_id = messages.conversation_id AND p.id < messages.id
+        );
+        UPDATE conversations SET current_leaf_id = (
+            SELECT MAX(m.id) FROM messages AS m WHERE m.conversation_id = conversations.id
+        );
+        CREATE INDEX messages_by_parent ON messages(parent_id);
+"""
+
+# Reasoning models: the thinking is stored apart from the answer (never re-sent to the model
+# unless its template asks), with how long the model thought.
+V6_REASONING = """
+        ALTER TABLE messages ADD COLUMN reasoning TEXT;
+        ALTER TABLE messages ADD COLUMN reasoning_s REAL;
+"""
+
+Step = str | Callable[[sqlite3.Connection], None]
+STEPS: list[Step] = [V1_CHATS, V2_MODEL_LIBRARY, V3_DOCUMENTS, v4_repair_writer_pid,
+                     V5_MESSAGE_VERSIONS, V6_REASONING]
 LATEST = len(STEPS)
+
+
+def statements(script: str) -> list[str]:
+    """Split an SQL script into statements (trigger bodies hold semicolons of their own), so
+    a step can run inside a transaction that also reads the schema version first."""
+    out: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                out.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement in a schema step: {buffer.strip()[:80]}")
+    return out
