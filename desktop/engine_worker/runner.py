@@ -120,10 +120,38 @@ def model_params_override(**fields: Any) -> Iterator[None]:
         llama_lib.llama_model_default_params = original
 
 
+class _UnusedChatFormatter:
+    """Stands in for llama_cpp's Jinja2ChatFormatter while a model loads.
+
+    llama_cpp.Llama() compiles every chat template in the file's metadata with its own Jinja
+    environment, so a template with a syntax error failed the load (and a hostile one ran
+    outside Hearth's bounded sandbox). Hearth renders templates itself (core/chat/templates.py,
+    DESIGN 4) and never uses the binding's chat handlers, so the binding must not parse them."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def refuse(**_: Any) -> Any:
+            raise EngineError("Hearth renders chat templates itself.")
+        return refuse
+
+
+@contextmanager
+def binding_templates_off() -> Iterator[None]:
+    formats = llama_cpp.llama_chat_format
+    original = formats.Jinja2ChatFormatter
+    formats.Jinja2ChatFormatter = _UnusedChatFormatter  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        formats.Jinja2ChatFormatter = original  # type: ignore[misc]
+
+
 def open_model(path: str, **kwargs: Any) -> llama_cpp.Llama:
     """llama_cpp.Llama with Hearth's safe defaults (used by the worker and the bench reference)."""
     overrides = {"use_extra_bufts": False} if amx_kernels_compiled() else {}
-    with model_params_override(**overrides):
+    with model_params_override(**overrides), binding_templates_off():
         return llama_cpp.Llama(model_path=path, **kwargs)
 
 
@@ -346,6 +374,9 @@ class Runner:
         started = time.perf_counter()
         restored = self.switch_session(params.get("session"))
         prompt = self.tokenize_parts(parts)
+        if not prompt:
+            # llama.cpp asserts (and the worker aborts) on an empty batch.
+            raise EngineError("The prompt is empty: the chat template produced no text.")
         n_ctx = llm.n_ctx()
         if len(prompt) >= n_ctx:
             # Older turns were already dropped to make room: the newest message alone is too long.

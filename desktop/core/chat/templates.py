@@ -8,18 +8,20 @@ the worker can reuse the exact token ids it produced and the KV-cache prefix sta
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jinja2 import Template, nodes
 from jinja2 import TemplateError as JinjaTemplateError
-from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.ext import Extension, loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from desktop.core.chat import template_sandbox
+from desktop.core.chat.template_sandbox import BoundedSandbox, Limits
 from desktop.core.errors import TemplateError, TemplateRefused, UnsafeTemplateError
 
 GEMMA = (
@@ -115,18 +117,60 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
                       sort_keys=sort_keys)
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
+def _environment() -> BoundedSandbox:
     # The same sandbox, extensions and helpers as the transformers library, which is what the
-    # templates published with models are written and tested against.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[loopcontrols, _GenerationTag])
-    env.filters["tojson"] = _tojson
+    # templates published with models are written and tested against, with bounds on time,
+    # memory, recursion and output (template_sandbox).
+    env = BoundedSandbox(trim_blocks=True, lstrip_blocks=True,
+                         extensions=[loopcontrols, _GenerationTag])
+    env.add_filter("tojson", _tojson)
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
     return env
 
 
 _ENV = _environment()
+
+
+LIMITS = Limits()
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(source: str) -> Template:
+    """Compile once per template source (each reply renders the same one)."""
+    try:
+        return _ENV.from_string(source)
+    except TemplateError:
+        raise
+    except SecurityError as exc:
+        raise _unsafe(exc) from None
+    except (JinjaTemplateError, RecursionError, MemoryError, ValueError, TypeError) as exc:
+        raise TemplateError(f"The model's chat template could not be rendered: {_short(exc)}",
+                            details=repr(exc)) from None
+
+
+def _unsafe(exc: BaseException) -> UnsafeTemplateError:
+    return UnsafeTemplateError(
+        "The model's chat template tried to run code that is not allowed, so Hearth did not "
+        "use it. The model file may be malicious; choose another file.", details=str(exc))
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception's text, cut: one sentence, never a traceback."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _render(template: Template, limits: Limits, **variables: Any) -> str:
+    try:
+        return template_sandbox.render(template, limits, **variables)
+    except TemplateError:
+        raise
+    except SecurityError as exc:
+        raise _unsafe(exc) from None
+    except Exception as exc:  # noqa: BLE001 - any failure of untrusted template code
+        raise TemplateError(f"The model's chat template could not be rendered: {_short(exc)}",
+                            details=repr(exc)) from None
 
 
 def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
@@ -139,26 +183,14 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
     marked = [
         {**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)
     ]
-    try:
-        template = _ENV.from_string(fmt.source)
-        text = template.render(
-            messages=marked,
-            add_generation_prompt=add_generation_prompt,
-            bos_token=fmt.bos_token,
-            eos_token=fmt.eos_token,
-        )
-    except SecurityError as exc:
-        raise UnsafeTemplateError(
-            "The model's chat template tried to run code that is not allowed, so Hearth did not "
-            "use it. The model file may be malicious; choose another file.",
-            details=str(exc),
-        ) from exc
-    except TemplateError:
-        raise
-    except (JinjaTemplateError, TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise TemplateError(f"The model's chat template could not be rendered: {exc}",
-                            details=repr(exc)) from exc
-
+    template = _compile(fmt.source)
+    variables = {"add_generation_prompt": add_generation_prompt,
+                 "bos_token": fmt.bos_token, "eos_token": fmt.eos_token}
+    text = _render(template, LIMITS, messages=marked, **variables)
+    if not text.strip():
+        # llama.cpp asserts on an empty prompt and the worker would abort.
+        raise TemplateError("The model's chat template turned the conversation into an empty "
+                            "prompt.")
     parts: list[dict[str, Any]] = []
     pos = 0
     seen: set[int] = set()
@@ -179,9 +211,10 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
     if not seen and any(m["content"] for m in messages):
         # A template that transformed the contents (e.g. |upper) lost our markers: fall back to
         # rendering the real text as one part; correct, only without cache-friendly splitting.
-        plain = _ENV.from_string(fmt.source).render(
-            messages=messages, add_generation_prompt=add_generation_prompt,
-            bos_token=fmt.bos_token, eos_token=fmt.eos_token)
+        held = sum(len(m.get("content") or "") for m in messages)
+        limits = Limits(max_size=LIMITS.max_size + 2 * held,
+                        max_output=LIMITS.max_output + 2 * held)
+        plain = _render(template, limits, messages=messages, **variables)
         return [{"text": plain, "special": True}]
     return parts
 
