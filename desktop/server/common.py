@@ -205,6 +205,7 @@ async def wait_job(request: Request, job: Job) -> Any:
         done, _ = await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if future in done:
             return future.result()
+        request.app.state.backend.queue.log(f"hearth serve: {job.label}: the client hung up")
         job.cancel("the client disconnected")
         raise ClientGone()
     finally:

@@ -89,6 +89,9 @@ class EngineQueue:
 
     def submit(self, label: str, work: Callable[[Job], Any]) -> Job:
         job = Job(label, work)
+        ahead = self.waiting + (self.current is not None)
+        if ahead:
+            self.log(f"hearth serve: {label}: queued behind {ahead} request(s)")
         self.waiting += 1
         self._jobs.put(job)
         return job
