@@ -3,10 +3,16 @@
 The worker is a separate process so a segfault, GGML_ASSERT or OOM in llama.cpp kills only
 it. Here such a death becomes EngineCrashed with the tail of the worker's log, and the next
 request starts a fresh worker (reloading the last model) on its own.
+
+One client is shared by threads (the window loads a model while a reply is sent; document
+search embeds beside a chat), so starting the worker and loading models happen under one
+lock, and request ids come from one counter under a lock: two threads that found no worker
+used to start two, and two requests with one id got each other's answers.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import subprocess
@@ -101,7 +107,11 @@ class EngineClient:
         self._load_options: LoadOptions | None = None
         self._embed_options: LoadOptions | None = None  # the embedding model, loaded beside it
         self._write_lock = threading.Lock()
-        self._ids = 0
+        # Re-entrant: starting a worker loads the current models through _call, which
+        # checks the worker again.
+        self._lifecycle_lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._id_lock = threading.Lock()
         self._pending: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._pending_lock = threading.Lock()
 
@@ -111,8 +121,11 @@ class EngineClient:
         return self.process is not None and self.process.poll() is None
 
     def _ensure_started(self) -> None:
-        if self.alive:
-            return
+        with self._lifecycle_lock:
+            if not self.alive:
+                self._start()
+
+    def _start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -182,8 +195,8 @@ class EngineClient:
 
     # --- requests -------------------------------------------------------------------
     def _next_id(self) -> int:
-        self._ids += 1
-        return self._ids
+        with self._id_lock:
+            return next(self._ids)
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self.process is not None and self.process.stdin is not None
@@ -232,28 +245,46 @@ class EngineClient:
 
     def load(self, options: LoadOptions) -> dict[str, Any]:
         """Load a chat model, or with `embedding=True` the embedding model beside it (each
-        replaces the previous one of its kind); returns the worker's `loaded` event."""
-        if options.embedding:
-            self._embed_options = None  # a failed load must not be retried after a respawn
-            event = self._call({"op": "load", **options.request()})
-            self._embed_options = options
+        replaces the previous one of its kind); returns the worker's `loaded` event.
+
+        Serialised with worker start-up: a load and a send that overlap share one worker,
+        and a send waits until the load it overlaps has finished."""
+        with self._lifecycle_lock:
+            if not self.alive:
+                # A fresh worker starts for this load: restoring the model it replaces first
+                # would only cost time.
+                if options.embedding:
+                    self._embed_options = None
+                else:
+                    self._load_options = None
+            try:
+                event = self._call({"op": "load", **options.request()})
+            except BaseException:
+                # A failed load must not be retried after a respawn.
+                if options.embedding:
+                    self._embed_options = None
+                else:
+                    self._load_options = None
+                    self.loaded = None
+                raise
+            if options.embedding:
+                self._embed_options = options
+            else:
+                self._load_options = options
+                self.loaded = event
             return event
-        self._load_options = None
-        event = self._call({"op": "load", **options.request()})
-        self._load_options = options
-        self.loaded = event
-        return event
 
     @property
     def embedding_model(self) -> str | None:
         return self._embed_options.path if self._embed_options else None
 
     def unload(self) -> None:
-        self._load_options = None
-        self._embed_options = None
-        self.loaded = None
-        if self.alive:
-            self._call({"op": "unload"})
+        with self._lifecycle_lock:
+            self._load_options = None
+            self._embed_options = None
+            self.loaded = None
+            if self.alive:
+                self._call({"op": "unload"})
 
     def generate(self, parts: list[dict[str, Any]], params: dict[str, Any]) -> Generation:
         if self._load_options is None:
