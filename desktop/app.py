@@ -60,6 +60,8 @@ def build_window(data_dir: Path) -> Any:
     window.app_actions = install_app_actions(window, ctx)
     # Watched collections are re-indexed while the app runs, whichever windows are open.
     ctx.start_watching()
+    if ctx.settings.problem:
+        window.show_error(ctx.settings.problem)  # a damaged settings file, set aside once
     return window
 
 

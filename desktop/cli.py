@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,11 +164,27 @@ def main(argv: list[str]) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except sqlite3.Error as exc:
+        # The store raises these for a read-only database file or a full disk.
+        print(f"hearth: {_database_trouble(exc)}", file=sys.stderr)
+        return 1
     except OSError as exc:  # after BrokenPipeError, which is one
         # A file the user named (an export path, a folder) that cannot be written or read.
         where = f": {exc.filename}" if exc.filename else ""
         print(f"hearth: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+
+
+def _database_trouble(exc: sqlite3.Error) -> str:
+    """One sentence for a chat database that cannot be written; what was saved stays."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return ("The chat database is read-only, so Hearth cannot save anything: make the data "
+                "folder and its hearth.sqlite3 writable, or pass --data-dir. Your chats so far are intact.")
+    if "full" in text:
+        return ("The disk is full, so Hearth could not save to its chat database: free some "
+                "space and try again. Everything saved before is intact.")
+    return f"The chat database could not be used ({text}); everything saved before is intact."
 
 
 def _within(kind: type, low: float, high: float | None = None) -> Any:
@@ -188,6 +205,8 @@ def _context(data_dir: Path) -> Iterator[Any]:
     from desktop.core.context import AppContext  # imported lazily to keep --help fast
 
     ctx = AppContext(data_dir)
+    if ctx.settings.problem:
+        print(f"hearth: {ctx.settings.problem}", file=sys.stderr)  # said once: it was set aside
     try:
         yield ctx
     finally:
@@ -195,6 +214,8 @@ def _context(data_dir: Path) -> Iterator[Any]:
 
 
 def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
+    import os
+
     from desktop.core.chat.service import ChatService
 
     with _context(data_dir) as ctx:
@@ -204,34 +225,49 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
             latest = ctx.library.latest_chat_model()
             if latest is not None and not ctx.settings.get("last_model"):
                 ctx.settings.set("last_model", latest.path)  # same choice as the window's
+        model_path = os.path.abspath(os.path.expanduser(args.model)) if args.model else None
+        if model_path:
+            service.check_model(model_path)  # a bad file is refused before a chat is made
         chats = ctx.chats
+        created = False
         if args.conversation is not None:
             conversation = chats.conversation(args.conversation)
         elif args.cont and chats.latest_conversation() is not None:
             conversation = chats.latest_conversation()
         else:
+            if not (model_path or ctx.settings.get("last_model")):
+                raise HearthError("No chat model is chosen: pick one in the window or pass "
+                                  "--model PATH.")
             conversation = service.new_conversation(system_prompt=args.system)
-        overrides = {key: getattr(args, key) for key in
-                     ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
-                      "max_tokens", "seed") if getattr(args, key) is not None}
-        if overrides:
-            conversation = chats.update_conversation(
-                conversation.id, settings={**conversation.settings, **overrides})
+            created = True
+        try:
+            overrides = {key: getattr(args, key) for key in
+                         ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+                          "max_tokens", "seed") if getattr(args, key) is not None}
+            if overrides:
+                conversation = chats.update_conversation(
+                    conversation.id, settings={**conversation.settings, **overrides})
+            for name in args.collection:
+                ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
+            # The message is stored before the model loads (as the window does): a kill or a
+            # failed load in the first seconds must not lose what the user typed.
+            user = service.add_user_message(conversation.id, args.message)
+        except BaseException:
+            if created:
+                service.discard_if_empty(conversation.id)  # no empty chat left behind
+            raise
         if args.model or args.ctx:
-            service.load_model(args.model or conversation.model_path
+            service.load_model(model_path or conversation.model_path
                                or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
             conversation = chats.update_conversation(conversation.id,
                                                      model_path=service.model.path)
-
-        for name in args.collection:
-            ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
 
         def stream(piece: str) -> None:
             if not args.json:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
 
-        reply = service.send(conversation.id, args.message, on_text=stream)
+        reply = service.answer(conversation.id, user, on_text=stream)
         if service.model is not None and service.model.warning:
             print(f"hearth: {service.model.warning}", file=sys.stderr)
         if args.json:

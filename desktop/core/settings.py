@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from desktop.core.errors import HearthError
 
 SETTINGS_VERSION = 1
 
@@ -64,26 +67,49 @@ def _fits(value: Any, kinds: tuple[type, ...] | None) -> bool:
     return isinstance(value, kinds)
 
 
+MAX_BYTES = 1024 * 1024  # a settings file is a few hundred bytes; more is not ours
+
+
 class Settings:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.values: dict[str, Any] = json.loads(json.dumps(DEFAULTS))
+        # What went wrong reading the file, as one sentence to show once (None: nothing).
+        self.problem: str | None = None
         try:
-            stored = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(stored, dict):
-                stored = {k: v for k, v in stored.items() if _fits(v, TYPES.get(k))}
-                sampling = {k: v for k, v in stored.get("sampling", {}).items()
-                            if _fits(v, SAMPLING_TYPES.get(k))}
-                self.values.update(stored)
-                self.values["sampling"] = {**SAMPLING_DEFAULTS, **sampling}
+            with self.path.open("rb") as handle:
+                raw = handle.read(MAX_BYTES + 1)
+            if len(raw) > MAX_BYTES:
+                raise ValueError("it is larger than a settings file can be")
+            # A hostile or damaged file (100,000 nested brackets) overflows the parser's
+            # recursion: that is damage too, not a crash.
+            stored = json.loads(raw.decode("utf-8"))
+            if not isinstance(stored, dict):
+                raise ValueError("it does not hold a settings object")
         except FileNotFoundError:
-            pass
-        except (OSError, ValueError):
-            # A damaged settings file must not stop the app: keep a copy, start from defaults.
-            try:
-                self.path.replace(self.path.with_suffix(".json.bad"))
-            except OSError:
-                pass
+            return
+        except (OSError, ValueError, RecursionError, MemoryError) as exc:
+            self._set_aside(exc)
+            return
+        stored = {k: v for k, v in stored.items() if _fits(v, TYPES.get(k))}
+        sampling = {k: v for k, v in stored.get("sampling", {}).items()
+                    if _fits(v, SAMPLING_TYPES.get(k))}
+        self.values.update(stored)
+        self.values["sampling"] = {**SAMPLING_DEFAULTS, **sampling}
+
+    def _set_aside(self, exc: BaseException) -> None:
+        """A damaged settings file must not stop the app: keep a copy, start from defaults,
+        and say so (once: the next start finds no damaged file)."""
+        bad = self.path.with_suffix(".json.bad")
+        why = "it is too deeply nested" if isinstance(exc, RecursionError) else (
+            getattr(exc, "strerror", None) or str(exc).split("\n")[0] or type(exc).__name__)
+        try:
+            self.path.replace(bad)
+            kept = f"; the old file was kept as {bad.name}"
+        except OSError:
+            kept = ""
+        self.problem = (f"The settings file {self.path} could not be read ({why}), so Hearth "
+                        f"started with default settings{kept}.")
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.values.get(key, default)
@@ -93,10 +119,21 @@ class Settings:
         self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(self.values, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        tmp: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".settings-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.values, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            # A full disk or a read-only folder: the old file stays whole (the write went to
+            # a temporary file), and the half-written one is removed.
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise HearthError(f"Hearth could not save its settings to {self.path}: "
+                              f"{exc.strerror or exc}. Free some disk space or make the folder "
+                              "writable; the previous settings are unchanged.") from exc

@@ -77,12 +77,7 @@ class ChatService:
                 and current.loaded.get("n_ctx") == min(n_ctx,
                                                        current.info.context_length or n_ctx)):
             return current  # already loaded as asked: no header read, no memory probe
-        info = read_gguf(path)
-        if info.is_embedding_model:
-            raise ModelFileError(
-                f"{Path(path).name} is an embedding model: it turns text into vectors for "
-                "document search and cannot chat. Choose a chat model here, and use this one "
-                "as the embedding model in Documents.")
+        info = self.check_model(path)
         if n_gpu_layers is None:
             n_gpu_layers = own.get("n_gpu_layers", settings.get("n_gpu_layers"))
         memory = detect_memory()
@@ -116,6 +111,18 @@ class ChatService:
         self.ctx.library.mark_used(path)
         settings.set("last_model", path)
         return self.model
+
+    @staticmethod
+    def check_model(path: str | Path) -> GGUFInfo:
+        """The checks a chat model must pass before anything is loaded or stored: a valid
+        header, and not an embedding-only model."""
+        info = read_gguf(path)
+        if info.is_embedding_model:
+            raise ModelFileError(
+                f"{Path(path).name} is an embedding model: it turns text into vectors for "
+                "document search and cannot chat. Choose a chat model here, and use this one "
+                "as the embedding model in Documents.")
+        return info
 
     def _require_model(self, conversation: Conversation) -> ModelState:
         path = conversation.model_path or self.ctx.settings.get("last_model")
@@ -157,16 +164,36 @@ class ChatService:
     # --- replies ---------------------------------------------------------------------
     def send(self, conversation_id: int, text: str,
              on_text: TextCallback | None = None) -> Message:
+        user = self.add_user_message(conversation_id, text)
+        return self.answer(conversation_id, user, on_text)
+
+    def add_user_message(self, conversation_id: int, text: str) -> Message:
+        """Store the user's message, durable before any model work (a kill while the model
+        loads must not lose it), and title a new chat after it."""
         text = text.strip()
         if not text:
             raise HearthError("The message is empty.")
         chats = self.ctx.chats
         conversation = chats.conversation(conversation_id)
-        user = chats.add_message(conversation_id, "user", text)  # durable before the model
+        user = chats.add_message(conversation_id, "user", text)
         if not conversation.title:
-            conversation = chats.update_conversation(conversation_id, title=title_from(text))
+            chats.update_conversation(conversation_id, title=title_from(text))
+        return user
+
+    def answer(self, conversation_id: int, user: Message,
+               on_text: TextCallback | None = None) -> Message:
+        """Reply to a stored user message (loading the chat's model if needed)."""
+        conversation = self.ctx.chats.conversation(conversation_id)
         sources = self.attach_excerpts(conversation, user)
         return self._respond(conversation, on_text, sources)
+
+    def discard_if_empty(self, conversation_id: int) -> bool:
+        """Delete a chat without a single message: what a failed command leaves otherwise
+        (an empty "New chat" in the window's sidebar). Returns whether it was deleted."""
+        if self.ctx.chats.messages(conversation_id):
+            return False
+        self.delete_conversation(conversation_id)
+        return True
 
     def attach_excerpts(self, conversation: Conversation, user: Message) -> list[dict[str, Any]]:
         """Find passages in the chat's documents and put them into this (newest) user turn.
