@@ -37,6 +37,7 @@ class AppContext:
         self._downloads: DownloadQueue | None = None
         self._indexer: Indexer | None = None
         self._watcher: FolderWatcher | None = None
+        self.closed = False
 
     @property
     def models_dir(self) -> Path:
@@ -198,6 +199,8 @@ class AppContext:
                 self.settings.set("starter_registered", True)
 
     def close(self) -> None:
+        # Events the services queued for windows may still arrive; they check this first.
+        self.closed = True
         if self._watcher is not None:
             self._watcher.stop()
         if self._indexer is not None:

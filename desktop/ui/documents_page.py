@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -43,7 +43,7 @@ from desktop.ui import theme
 from desktop.ui.bridge import app_signals
 from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.tasks import run_in_background
-from desktop.ui.widgets import StatusLine, button, item, make_table
+from desktop.ui.widgets import StatusLine, button, item, make_table, retone
 
 OTHER = "__other__"
 NONE = "__none__"
@@ -130,6 +130,9 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.collection_list.setAccessibleName("Collections")
         self.collection_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.collection_list.setMinimumWidth(150)
+        # Long names elide inside the list instead of scrolling it sideways.
+        self.collection_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.collection_list.setWordWrap(False)
         collections_label.setBuddy(self.collection_list)
         self.collection_list.currentRowChanged.connect(lambda _: self.refresh_documents())
         left.addWidget(self.collection_list, 1)
@@ -151,7 +154,7 @@ class DocumentsPage(FileDropTarget, QDialog):
         right.addLayout(buttons)
         self.documents_table = make_table(["File", "Status", "Passages", "Problem"],
                                           "Files in this collection",
-                                          {0: 220, 1: 70, 2: 70})
+                                          {0: 220, 1: 70, 2: 70}, prose=(3,))
         right.addWidget(self.documents_table, 1)
         self.watch_box = QCheckBox("Watch this collection's folders and re-index changes")
         self.watch_box.setAccessibleName("Watch folders for changes")
@@ -173,11 +176,10 @@ class DocumentsPage(FileDropTarget, QDialog):
         self._rows_timer = QTimer(self)
         self._rows_timer.setSingleShot(True)
         self._rows_timer.setInterval(300)
-        self._rows_timer.timeout.connect(self.refresh_documents)
+        self._rows_timer.timeout.connect(self._rows_due)
         self.signals.index_event.connect(self._index_event)
         self.signals.library_changed.connect(self.refresh_embed_models)
-        self.signals.watch_failed.connect(
-            lambda exc: self.progress_label.show_text(error_text(exc), "error"))
+        self.signals.watch_failed.connect(self._watch_failed)
         self.setAcceptDrops(True)
         self.refresh()
         job = self.ctx.indexer.current
@@ -186,6 +188,11 @@ class DocumentsPage(FileDropTarget, QDialog):
 
     def files_dropped(self, paths: list[str]) -> None:
         self.index_paths(paths)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            retone(self)  # failed files stay readable after a theme switch
 
     # --- embedding model -------------------------------------------------------------
     def refresh_embed_models(self) -> None:
@@ -257,10 +264,10 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.collection_list.clear()
         self.collections = self.ctx.documents.collections()
         for c in self.collections:
-            text = f"{c['name']}  ({c['files']} files, {c['chunks']} passages" + (
-                f", {c['failed']} failed)" if c["failed"] else ")")
-            entry = QListWidgetItem(text)
-            entry.setToolTip(text)
+            counts = f"{c['files']} files, {c['chunks']} passages" + (
+                f", {c['failed']} failed" if c["failed"] else "")
+            entry = QListWidgetItem(f"{c['name']}\n{counts}")
+            entry.setToolTip(f"{c['name']} ({counts})")
             entry.setData(Qt.ItemDataRole.UserRole, c["id"])
             self.collection_list.addItem(entry)
         self.collection_list.blockSignals(False)
@@ -372,7 +379,13 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.refresh()
         self.collections_changed.emit()
 
+    def _rows_due(self) -> None:
+        if not self.ctx.closed:
+            self.refresh_documents()
+
     def _index_event(self, kind: str, job: IndexJob) -> None:
+        if self.ctx.closed:
+            return  # queued before the app closed
         if kind in ("started", "progress"):
             self.progress.show()
             self._show_progress(job.state)
@@ -412,6 +425,9 @@ class DocumentsPage(FileDropTarget, QDialog):
         self.collections_changed.emit()
 
     # --- watching --------------------------------------------------------------------
+    def _watch_failed(self, exc: BaseException) -> None:
+        self.progress_label.show_text(error_text(exc), "error")
+
     def _watch_toggled(self, on: bool) -> None:
         collection = self.current_collection()
         if collection is not None:

@@ -53,7 +53,8 @@ class DownloadsTab(QWidget):
         # Status last and stretched: a long message elides in its own cell instead of pushing
         # Speed / ETA out of sight.
         self.table = make_table(["Model", "Progress", "Speed / ETA", "Status"], "Downloads",
-                                {0: 220, 1: 200, 2: 150}, stretch=3)
+                                {0: 200, 1: 170, 2: 130}, stretch=3, prose=(3,))
+        self.table.itemSelectionChanged.connect(self._selected)
         column.addWidget(self.table, 1)
         self.status = StatusLine("Downloads status")
         column.addWidget(self.status)
@@ -68,6 +69,8 @@ class DownloadsTab(QWidget):
             self.timer.start()
 
     def _job_changed(self, job: DownloadJob) -> None:
+        if self.page.ctx.closed:
+            return  # queued before the app closed
         self.refresh()
         s = job.state
         if s.status == "done":
@@ -110,6 +113,12 @@ class DownloadsTab(QWidget):
             self.table.setItem(row, 2, item(speed_text(job, stalled)))
             tone = "error" if s.status == "failed" else "good" if s.status == "done" else None
             self.table.setItem(row, 3, item(status_text(job), tone=tone))
+
+    def _selected(self) -> None:
+        """The whole message of a failed download, which its cell may cut."""
+        job = self.selected_job()
+        if job is not None and job.state.status == "failed" and job.state.error:
+            self.status.show_text(job.state.error, "error")
 
     def selected_job(self) -> DownloadJob | None:
         row = self.table.currentRow()

@@ -39,6 +39,11 @@ def _add_all(library: Any, paths: list[str], source: str) -> tuple[int, list[str
     return added, problems
 
 
+# What a user compares first comes first; the path is last (and in the name's tooltip).
+COLUMNS = {"Model": 0, "Quant": 1, "Size": 2, "Fit": 3, "Context": 4, "Architecture": 5,
+           "Parameters": 6, "Chat template": 7, "Path": 8}
+
+
 class InstalledTab(QWidget):
     def __init__(self, page: ModelsPage) -> None:
         super().__init__()
@@ -46,9 +51,8 @@ class InstalledTab(QWidget):
         self.ctx = page.ctx
         self.entries: list[ModelEntry] = []
         column = QVBoxLayout(self)
-        self.table = make_table(["Model", "Architecture", "Parameters", "Quant", "Context",
-                                 "Size", "Chat template", "Fit", "Path"], "Installed models",
-                                {0: 200, 1: 90, 2: 80, 3: 70, 4: 70, 5: 80, 6: 120, 7: 150})
+        self.table = make_table(list(COLUMNS), "Installed models",
+                                {0: 200, 1: 70, 2: 75, 3: 150, 4: 70, 5: 95, 6: 80, 7: 120})
         column.addWidget(self.table, 1)
         folder_row = QHBoxLayout()
         self.folder_label = QLabel()
@@ -76,20 +80,23 @@ class InstalledTab(QWidget):
         self.table.setRowCount(len(entries))
         for row, e in enumerate(entries):
             m = e.metadata
-            values = [e.name, m.get("architecture", "?"), m.get("parameter_label", "?"),
-                      m.get("quantization", "?"), str(m.get("context_length") or "?"),
-                      size_text(int(m.get("file_size", 0))),
-                      "— (embedding model)" if e.is_embedding
-                      else "yes" if m.get("has_chat_template") else "no (base model)"]
-            for col, value in enumerate(values):
-                self.table.setItem(row, col, item(value))
+            values = {"Model": e.name, "Quant": m.get("quantization", "?"),
+                      "Size": size_text(int(m.get("file_size", 0))),
+                      "Context": str(m.get("context_length") or "?"),
+                      "Architecture": m.get("architecture", "?"),
+                      "Parameters": m.get("parameter_label", "?"),
+                      "Chat template": "embedding model" if e.is_embedding
+                      else "yes" if m.get("has_chat_template") else "no (base model)",
+                      "Path": e.path}
+            for name, value in values.items():
+                self.table.setItem(row, COLUMNS[name], item(value))
+            self.table.item(row, COLUMNS["Model"]).setToolTip(f"{e.name}\n{e.path}")
             if e.exists:
                 fit_item, _ = self.page.judge.item(int(m.get("file_size", 0)),
                                                    m.get("quantization"), summary=m)
             else:
                 fit_item = item("file missing", e.path, "error")
-            self.table.setItem(row, 7, fit_item)
-            self.table.setItem(row, 8, item(e.path))
+            self.table.setItem(row, COLUMNS["Fit"], fit_item)
 
     def selected_entry(self) -> ModelEntry | None:
         row = self.table.currentRow()

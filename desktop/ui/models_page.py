@@ -8,7 +8,7 @@ and the next success there replaces it.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QDialog, QInputDialog, QLineEdit, QTabWidget, QVBoxLayout, QWidget
 
 from desktop.core.context import AppContext
@@ -23,7 +23,7 @@ from desktop.ui.models_installed import InstalledTab
 from desktop.ui.models_recommended import RecommendedTab
 from desktop.ui.models_search import SearchTab
 from desktop.ui.tasks import run_in_background
-from desktop.ui.widgets import StatusLine, size_text
+from desktop.ui.widgets import StatusLine, retone, size_text
 
 RECOMMENDED, SEARCH, INSTALLED, DOWNLOADS = range(4)
 
@@ -57,10 +57,16 @@ class ModelsPage(QDialog):
         self.tabs.addTab(self.installed, "Installed")
         self.tabs.addTab(self.downloads, "Downloads")
         layout.addWidget(self.tabs, 1)
-        self.signals.library_changed.connect(self.installed.refresh)
+        # Bound methods, not lambdas: Qt drops them when this window is deleted.
+        self.signals.library_changed.connect(self._library_changed)
         self.signals.settings_changed.connect(self._settings_changed)
         self.installed.refresh()
         self._offer_paused()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            retone(self)  # fit labels and errors stay readable after a theme switch
 
     @property
     def queue(self) -> DownloadQueue:
@@ -79,6 +85,10 @@ class ModelsPage(QDialog):
         self.downloads.status.show_text(
             f"{count} download{'s' if count > 1 else ''} stopped when Hearth closed; {what}. "
             "Select one and press Resume.")
+
+    def _library_changed(self) -> None:
+        if not self.ctx.closed:
+            self.installed.refresh()
 
     def _settings_changed(self) -> None:
         n_ctx = int(self.ctx.settings.get("n_ctx") or 4096)

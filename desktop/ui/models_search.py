@@ -50,7 +50,7 @@ class SearchTab(QWidget):
         self.results.itemSelectionChanged.connect(self._repo_selected)
         column.addWidget(self.results, 3)
         self.files = make_table(["File", "Quant", "Size", "Fit", "Quality"], "GGUF files",
-                                {0: 280, 1: 70, 2: 80, 3: 150})
+                                {0: 280, 1: 70, 2: 80, 3: 150}, prose=(4,))
         column.addWidget(self.files, 2)
         self.status = StatusLine("Search status")
         column.addWidget(self.status)

@@ -49,19 +49,27 @@ def readable(color: QColor | str, background: QColor, minimum: float = MIN_CONTR
 
 
 def tone(name: str, palette: QPalette | None = None) -> QColor:
-    """The status colour `name` (good/info/warning/error), readable on the palette's base and
-    window backgrounds (tables and labels both use it)."""
+    """The status colour `name` (good/info/warning/error), readable on the palette's table
+    rows and window background (tables and labels both use it)."""
     palette = palette or QApplication.palette()
-    color = readable(TONES[name], palette.color(QPalette.ColorRole.Base))
-    return readable(color, palette.color(QPalette.ColorRole.Window))
+    color = QColor(TONES[name])
+    # Tables alternate Base and AlternateBase rows; labels sit on Window. Two passes: a step
+    # for one background can cost contrast against another.
+    for _ in range(2):
+        for role in (QPalette.ColorRole.Base, QPalette.ColorRole.AlternateBase,
+                     QPalette.ColorRole.Window):
+            color = readable(color, palette.color(role))
+    return color
 
 
 def set_text_tone(widget: QWidget, name: str | None) -> None:
     """Colour a label's text with a tone through its palette (None: the normal text colour),
     so the colour follows the theme and a test can read it back."""
-    palette = widget.palette()
-    app = QApplication.palette()
-    color = app.color(QPalette.ColorRole.WindowText) if name is None else tone(name, app)
+    if name is None:
+        widget.setPalette(QPalette())  # nothing of its own: it follows the app's palette again
+        return
+    palette = QPalette()
+    color = tone(name, QApplication.palette())
     palette.setColor(QPalette.ColorRole.WindowText, color)
     palette.setColor(QPalette.ColorRole.Text, color)
     widget.setPalette(palette)
@@ -69,8 +77,8 @@ def set_text_tone(widget: QWidget, name: str | None) -> None:
 
 def _palette(dark: bool) -> QPalette:
     role = QPalette.ColorRole
-    colors = ({role.Window: "#202124", role.WindowText: "#e8eaed", role.Base: "#17181a",
-               role.AlternateBase: "#26282c", role.Text: "#e8eaed", role.Button: "#2d2f33",
+    colors = ({role.Window: "#202124", role.WindowText: "#e8eaed", role.Base: "#2a2c30",
+               role.AlternateBase: "#313338", role.Text: "#e8eaed", role.Button: "#3a3d42",
                role.ButtonText: "#e8eaed", role.BrightText: "#ffffff", role.Highlight: "#3d6fb6",
                role.HighlightedText: "#ffffff", role.ToolTipBase: "#2d2f33",
                role.ToolTipText: "#e8eaed", role.PlaceholderText: "#a0a4aa",

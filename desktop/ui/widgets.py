@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QBrush, QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -24,17 +26,33 @@ from PySide6.QtWidgets import (
 
 from desktop.ui import theme
 
+TONE_ROLE = Qt.ItemDataRole.UserRole + 7  # which tone a cell has, to recolour it on a theme change
+
 
 def size_text(n: int | float) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
+class _ProseDelegate(QStyledItemDelegate):
+    """Sentences elide at the end: their start says what they are about."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem,  # noqa: N802 - Qt override
+                        index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
 def make_table(headers: list[str], name: str, widths: dict[int, int] | None = None,
-               stretch: int | None = None) -> QTableWidget:
+               stretch: int | None = None, prose: tuple[int, ...] = ()) -> QTableWidget:
     """A read-only, row-selecting table. Columns are user-resizable and start at `widths`;
-    texts that do not fit elide in the middle (file and model names keep both ends) and show
-    in full as a tooltip. The table scrolls sideways rather than grow the window."""
+    texts that do not fit elide in the middle (file and model names keep both ends; `prose`
+    columns elide at the end) and show in full as a tooltip. The table scrolls sideways
+    rather than grow the window."""
     table = QTableWidget(0, len(headers))
+    if prose:
+        table._prose = _ProseDelegate(table)  # type: ignore[attr-defined]  # kept alive
+        for column in prose:
+            table.setItemDelegateForColumn(column, table._prose)  # type: ignore[attr-defined]
     table.setHorizontalHeaderLabels(headers)
     table.setAccessibleName(name)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -62,8 +80,20 @@ def item(text: str, tooltip: str | None = None, tone: str | None = None) -> QTab
     cell = QTableWidgetItem(text)
     cell.setToolTip(text if tooltip is None else tooltip)
     if tone:
+        cell.setData(TONE_ROLE, tone)
         cell.setForeground(QBrush(theme.tone(tone)))
     return cell
+
+
+def retone(root: QWidget) -> None:
+    """After a theme change: recolour toned table cells for the new backgrounds (status lines
+    do it themselves)."""
+    for table in root.findChildren(QTableWidget):
+        for row in range(table.rowCount()):
+            for column in range(table.columnCount()):
+                cell = table.item(row, column)
+                if cell is not None and cell.data(TONE_ROLE):
+                    cell.setForeground(QBrush(theme.tone(cell.data(TONE_ROLE))))
 
 
 def button(label: str, handler: Callable[[], Any], tip: str = "") -> QPushButton:
@@ -122,6 +152,11 @@ class StatusLine(QLabel):
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(50, self.height())
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange and self.tone:
+            theme.set_text_tone(self, self.tone)  # the tone for the new theme's background
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

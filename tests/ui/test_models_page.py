@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from desktop.core.context import AppContext
+from desktop.ui.models_installed import COLUMNS
 from desktop.ui.models_page import ModelsPage
 from tests.fake_hub import FakeHub
 from tests.gguf_files import write_small_gguf
@@ -96,8 +97,8 @@ def test_search_list_and_download_while_the_window_responds(qtbot, page: ModelsP
     hub_server.throttle_bps = 0
     qtbot.waitUntil(lambda: job.state.status == "done", timeout=60_000)
     qtbot.waitUntil(lambda: page.installed.table.rowCount() == 1, timeout=5000)
-    assert page.installed.table.item(0, 3).text() == "Q4_K_M"
-    assert page.installed.table.item(0, 6).text() == "no (base model)"
+    assert page.installed.table.item(0, COLUMNS["Quant"]).text() == "Q4_K_M"
+    assert page.installed.table.item(0, COLUMNS["Chat template"]).text() == "no (base model)"
     assert page.downloads.table.cellWidget(0, 1).value() == 1000
 
 
@@ -181,7 +182,7 @@ def test_paused_download_is_back_after_a_restart(qtbot, page: ModelsPage, hub_se
         again.downloads.table.selectRow(0)
         again.downloads.resume()
         qtbot.waitUntil(lambda: restored.state.status == "done", timeout=60_000)
-        qtbot.waitUntil(lambda: any(GEMMA_REPO in again.installed.table.item(r, 8).text()
+        qtbot.waitUntil(lambda: any(GEMMA_REPO in again.installed.table.item(r, COLUMNS["Path"]).text()
                                     for r in range(again.installed.table.rowCount())), timeout=5000)
         assert not (data_dir / "models" / GEMMA_REPO / (GEMMA_FILE + ".part")).exists()
     finally:
@@ -202,8 +203,8 @@ def test_downloaded_embedding_model_is_used_for_documents(qtbot, page: ModelsPag
     qtbot.waitUntil(lambda: "document search" in page.downloads.status.full_text(), timeout=5000)
     assert page.ctx.settings.get("embed_model") == str(job.path)
     row = next(r for r in range(page.installed.table.rowCount())
-               if page.installed.table.item(r, 8).text() == str(job.path))
-    assert page.installed.table.item(row, 6).text() == "— (embedding model)"
+               if page.installed.table.item(r, COLUMNS["Path"]).text() == str(job.path))
+    assert page.installed.table.item(row, COLUMNS["Chat template"]).text() == "embedding model"
 
 
 def test_model_defaults_keep_gpu_auto_and_store_only_changes(qtbot, page: ModelsPage,
