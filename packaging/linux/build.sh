@@ -6,10 +6,24 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-python -m pip install -q "pyinstaller>=6.10"
-version=$(python -c "import desktop; print(desktop.__version__)")
+# One interpreter for everything below, the one Hearth is installed in: $PYTHON if set, else
+# the active virtual environment, else the README's .venv, else python3 on PATH. PyInstaller
+# runs as a module of that same interpreter, so it bundles exactly what the tests ran with
+# (a `pyinstaller` found on PATH could belong to another Python).
+if [ -n "${PYTHON:-}" ]; then
+    py=$PYTHON
+elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
+    py=$VIRTUAL_ENV/bin/python
+elif [ -x .venv/bin/python ]; then
+    py=.venv/bin/python
+else
+    py=python3
+fi
+echo "python: $("$py" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+"$py" -m pip install -q "pyinstaller>=6.10"
+version=$("$py" -c "import desktop; print(desktop.__version__)")
 started=$(date +%s)
-pyinstaller packaging/hearth.spec --noconfirm --log-level WARN \
+"$py" -m PyInstaller packaging/hearth.spec --noconfirm --log-level WARN \
     --distpath build/dist --workpath build/work
 built=$(date +%s)
 name="hearth-$version-linux-$(uname -m)"
