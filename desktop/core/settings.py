@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "starter_registered": False,
     "kv_states_on_disk": True,  # switching back to a long chat skips re-reading it
     "kv_states_ram_mb": 1024,
+    "kv_states_disk_mb": 2048,  # saved chat states kept on disk (least recently used go first)
 }
 
 

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
     channel = Channel(_redirect_output(args.log))
     print(f"[worker] started pid={os.getpid()}", flush=True)
 
-    from desktop.engine_worker.runner import Runner
+    from desktop.engine_worker.runner import IDLE_SAVE_S, Runner
 
     runner = Runner()
     requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -78,7 +78,11 @@ def main(argv: list[str]) -> int:
     threading.Thread(target=read_requests, daemon=True, name="requests").start()
 
     while True:
-        message = requests.get()
+        try:
+            message = requests.get(timeout=IDLE_SAVE_S)
+        except queue.Empty:
+            runner.save_state()  # idle: keep the active chat's state in case we are killed
+            continue
         if message is None or message.get("op") == "shutdown":
             break
         request_id = int(message.get("id", -1))

@@ -31,6 +31,11 @@ Emit = Callable[..., None]
 FLUSH_S = 0.02  # batch streamed text into ~50 events/s: smooth for the eye, cheap for the pipe
 REPLY_MEMORY = 64  # generated replies whose token ids we remember, for prefix reuse
 MIN_STATE_TOKENS = 256  # shorter histories are cheaper to re-read than to save and restore
+# After a reply in a chat at least this long, its state is saved at once (issue 12: a kill or
+# a crash later still finds it); shorter chats are saved on switch, idle and shutdown.
+LONG_HISTORY_TOKENS = 1024
+# The worker saves the active chat's state after this long without requests.
+IDLE_SAVE_S = float(os.environ.get("HEARTH_IDLE_SAVE_S") or 20.0)
 MIN_REUSE = 32  # a shorter common prefix is not worth keeping (see prepare)
 PART_MEMORY = 512  # tokenized prompt parts kept (a chat of 250 turns)
 
@@ -184,6 +189,7 @@ class Runner:
         self._current: int | None = None
         self.session: str | None = None  # the conversation whose tokens the KV cache holds
         self.states: StateCache | None = None
+        self._saved: tuple[str, int, int] | None = None  # what save_state() last wrote
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -201,7 +207,22 @@ class Runner:
         self._cancel.set()
 
     def close(self) -> None:
+        # Quitting the app (or the CLI finishing) keeps the active chat's state, so coming
+        # back to it after a restart reads only the new message.
+        self.save_state()
         self.llm = self.embedder = None
+
+    def save_state(self) -> bool:
+        """Save the active chat's KV state (RAM and disk) unless that exact state is saved."""
+        if self.llm is None or self.states is None or self.session is None \
+                or len(self.cache_tokens) < MIN_STATE_TOKENS:
+            return False
+        mark = (self.session, len(self.cache_tokens), self.cache_tokens[-1])
+        if mark == self._saved:
+            return False
+        self.states.put(self.session, self.cache_tokens, snapshot(self.llm.ctx))
+        self._saved = mark
+        return True
 
     # --- load ------------------------------------------------------------------------
     def op_load(self, msg: dict[str, Any], emit: Emit) -> None:
@@ -249,7 +270,8 @@ class Runner:
                 model_fingerprint(path),
                 llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model)),
                 int(msg.get("state_ram_mb") or 1024) * 1024 * 1024,
-                Path(state_dir) if state_dir else None)
+                Path(state_dir) if state_dir else None,
+                disk_budget_bytes=int(msg.get("state_disk_mb") or 2048) * 1024 * 1024)
         emit("loaded", info={
             **info.summary(),
             "n_ctx": llm.n_ctx(),
@@ -344,8 +366,7 @@ class Runner:
         if session == self.session or self.states is None:
             return False
         llm = self._model()
-        if self.session is not None and len(self.cache_tokens) >= MIN_STATE_TOKENS:
-            self.states.put(self.session, self.cache_tokens, snapshot(llm.ctx))
+        self.save_state()
         self.session = session
         saved = self.states.get(session) if session is not None else None
         if saved is None:
@@ -444,6 +465,8 @@ class Runner:
             self._remember_reply(text, generated)
         finished = time.perf_counter()
         gen_s = finished - (first_token_at or finished)
+        if len(self.cache_tokens) >= LONG_HISTORY_TOKENS:
+            self.save_state()  # before `done`: once a client sees it, the state is on disk
         emit("done",
              stop_reason=stop_reason,
              prompt_tokens=len(prompt),

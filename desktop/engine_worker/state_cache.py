@@ -63,11 +63,13 @@ def restore(ctx: object, blob: bytes) -> bool:
 
 class StateCache:
     def __init__(self, model_id: str, n_vocab: int, budget_bytes: int,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None, *, disk_budget_bytes: int = 2 << 30) -> None:
         self.model_id = model_id
         self.n_vocab = n_vocab
         self.budget = budget_bytes
+        self.root = directory
         self.directory = directory / model_id if directory else None
+        self.disk_budget = disk_budget_bytes
         self.ram: OrderedDict[str, SavedState] = OrderedDict()
         self.hits = self.misses = 0
 
@@ -92,6 +94,26 @@ class StateCache:
             with tmp.open("wb") as handle:
                 handle.write(len(header).to_bytes(8, "little") + header + blob)
             os.replace(tmp, path)
+            self._evict_disk(keep=path)
+
+    def _evict_disk(self, keep: Path) -> None:
+        """Least recently used states (of any model) go first when the folder is over budget;
+        reading a state touches its file."""
+        assert self.root is not None
+        files = []
+        for file in self.root.glob("*/*.kvstate"):
+            try:
+                stat = file.stat()
+            except OSError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, file))
+        total = sum(size for _, size, _ in files)
+        for _, size, file in sorted(files, key=lambda f: f[0]):
+            if total <= self.disk_budget:
+                break
+            if file != keep:
+                file.unlink(missing_ok=True)
+                total -= size
 
     def get(self, session: str) -> SavedState | None:
         state = self.ram.get(session)
@@ -130,6 +152,7 @@ class StateCache:
                      and hashlib.sha256(blob).hexdigest() == header.get("sha256"))
             if not valid:
                 raise ValueError("state does not match its model or its checksum")
+            os.utime(path)  # recently used: the last to be evicted
             return SavedState(tokens, blob)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"[worker] discarding KV state {path.name}: {exc}", flush=True)

@@ -25,6 +25,7 @@ from desktop.core.chat.templates import (
     usable_format,
 )
 from desktop.core.context import AppContext
+from desktop.core.engine import kv_states
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.errors import EngineError, HearthError, ModelFileError, TemplateRefused
 from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_warning
@@ -90,9 +91,10 @@ class ChatService:
             n_ctx=n_ctx,
             n_gpu_layers=int(n_gpu_layers),
             n_threads=n_threads or settings.get("n_threads"),
-            state_dir=str(self.ctx.data_dir / "kv-states")
+            state_dir=str(kv_states.states_dir(self.ctx.data_dir))
             if settings.get("kv_states_on_disk", True) else None,
             state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
+            state_disk_mb=int(settings.get("kv_states_disk_mb") or 2048),
         )
         ids = {v: k for k, v in info.special_tokens.items()}
         tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
@@ -150,7 +152,7 @@ class ChatService:
     def delete_conversation(self, conversation_id: int) -> None:
         """Delete a chat and its saved KV state (it holds the chat's content in another form)."""
         self.ctx.chats.delete_conversation(conversation_id)
-        for state in (self.ctx.data_dir / "kv-states").glob(f"*/{conversation_id}.kvstate"):
+        for state in kv_states.states_dir(self.ctx.data_dir).glob(f"*/{conversation_id}.kvstate"):
             state.unlink(missing_ok=True)
 
     def sampling(self, conversation: Conversation) -> dict[str, Any]:
@@ -238,25 +240,60 @@ class ChatService:
         self.ctx.chats.set_context(user.id, context, sources)
         return sources
 
-    def regenerate(self, conversation_id: int, on_text: TextCallback | None = None) -> Message:
+    # --- versions (regenerate, edit, switch) ---------------------------------------------
+    def branch(self, conversation_id: int) -> list[Message]:
+        """The messages on screen: the active version of each turn."""
+        return self.ctx.chats.messages(conversation_id)
+
+    def switch_version(self, conversation_id: int, message_id: int) -> list[Message]:
+        """Show another version of a message (‹ 2/3 ›) and what was written after it; returns
+        the new branch. The prompt of the next turn is built from this branch only."""
+        return self.ctx.chats.select_version(conversation_id, message_id)
+
+    def regenerate(self, conversation_id: int, on_text: TextCallback | None = None,
+                   message_id: int | None = None) -> Message:
+        """A new version of a reply (the last one, or `message_id`): the earlier versions are
+        kept as its siblings, under the same user message."""
         chats = self.ctx.chats
         messages = chats.messages(conversation_id)
+        if message_id is not None:
+            at = next((i for i, m in enumerate(messages) if m.id == message_id), None)
+            if at is None or messages[at].role != "assistant":
+                raise HearthError("That reply is not on the branch on screen; show it first.")
+            messages = messages[:at]
         while messages and messages[-1].role == "assistant":
-            chats.delete_messages_from(conversation_id, messages[-1].id)
             messages.pop()
         if not messages:
             raise HearthError("There is nothing to regenerate in this conversation.")
         last_user = messages[-1]
+        chats.set_leaf(conversation_id, last_user.id)
         return self._respond(chats.conversation(conversation_id), on_text, last_user.sources)
+
+    def regenerate_reply(self, conversation_id: int, message_id: int,
+                         on_text: TextCallback | None = None) -> Message:
+        """regenerate() with the reply first (the window's background runner appends on_text)."""
+        return self.regenerate(conversation_id, on_text, message_id)
+
+    def edit_message(self, conversation_id: int, message_id: int, text: str,
+                     on_text: TextCallback | None = None) -> Message:
+        """Edit any user message: the edited text becomes a new version of it (a sibling, the
+        old one and its replies stay stored) and a new reply is written after it."""
+        text = text.strip()
+        if not text:
+            raise HearthError("The message is empty.")
+        chats = self.ctx.chats
+        original = chats.message(message_id)
+        if original.conversation_id != conversation_id or original.role != "user":
+            raise HearthError("Only your own messages in this chat can be edited.")
+        chats.set_leaf(conversation_id, original.parent_id)
+        return self.send(conversation_id, text, on_text)
 
     def edit_last_user_message(self, conversation_id: int, text: str,
                                on_text: TextCallback | None = None) -> Message:
-        chats = self.ctx.chats
-        users = [m for m in chats.messages(conversation_id) if m.role == "user"]
+        users = [m for m in self.ctx.chats.messages(conversation_id) if m.role == "user"]
         if not users:
             raise HearthError("There is no message to edit.")
-        chats.delete_messages_from(conversation_id, users[-1].id)
-        return self.send(conversation_id, text, on_text)
+        return self.edit_message(conversation_id, users[-1].id, text, on_text)
 
     def stop(self) -> None:
         """Ask the running reply to stop (from any thread); the worker sees it between tokens."""
@@ -324,6 +361,7 @@ class ChatService:
             if sources:
                 chats.set_context(reply.id, None, sources)  # the reply lists what it could cite
             text: list[str] = []
+            earlier_tokens = 0
         else:
             # The prompt up to the reply's turn, then the partial reply itself as the start of
             # the model's turn: the model carries on from its last word.
@@ -332,6 +370,11 @@ class ChatService:
             reply = resume
             chats.resume_message(reply.id)
             text = [resume.content]
+            # The reply's token count is its whole length, not only what this run adds (an
+            # interrupted reply never got a count: ask the tokenizer).
+            earlier_tokens = resume.completion_tokens
+            if earlier_tokens is None:
+                earlier_tokens = self.ctx.engine.count_tokens([resume.content])[0]
         self._stop_requested.clear()
         flushed_at = time.monotonic()
         try:
@@ -362,7 +405,8 @@ class ChatService:
             reply.id, state, "".join(text),
             prompt_tokens=result.get("prompt_tokens"),
             cached_tokens=result.get("cached_tokens"),
-            completion_tokens=result.get("completion_tokens"),
+            completion_tokens=None if result.get("completion_tokens") is None
+            else earlier_tokens + int(result["completion_tokens"]),
             ttft_s=result.get("ttft_s"),
             tokens_per_s=result.get("tokens_per_s"),
             stop_reason=result.get("stop_reason"),

@@ -41,6 +41,7 @@ class LoadOptions:
     embedding: bool = False
     state_dir: str | None = None  # per-conversation KV states on disk (None: RAM only)
     state_ram_mb: int = 1024
+    state_disk_mb: int = 2048  # saved chat states on disk, least recently used evicted
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -180,7 +181,9 @@ class EngineClient:
             self.process.kill()
             self.process.wait()
 
-    def shutdown(self, timeout: float = 5.0) -> None:
+    def shutdown(self, timeout: float = 20.0) -> None:
+        # The worker saves the active chat's KV state as it exits (a few hundred MB at most):
+        # give it time to, before falling back to a kill.
         process = self.process
         if process is None or process.poll() is not None:
             return
