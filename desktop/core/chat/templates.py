@@ -174,8 +174,11 @@ def _render(template: Template, limits: Limits, **variables: Any) -> str:
 
 
 def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
-                 add_generation_prompt: bool = True) -> list[dict[str, Any]]:
+                 add_generation_prompt: bool = True,
+                 options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Render to a list of parts: {"text", "special": bool, "generated": bool}.
+
+    `options` are extra template variables (`enable_thinking`, `reasoning_effort`).
 
     A model file is untrusted input (CVE-2024-34359): the template runs in Jinja's immutable
     sandbox, and any attempt to reach Python internals becomes a TemplateError.
@@ -184,7 +187,7 @@ def render_parts(fmt: ChatFormat, messages: list[dict[str, str]],
         {**m, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)
     ]
     template = _compile(fmt.source)
-    variables = {"add_generation_prompt": add_generation_prompt,
+    variables = {**(options or {}), "add_generation_prompt": add_generation_prompt,
                  "bos_token": fmt.bos_token, "eos_token": fmt.eos_token}
     text = _render(template, LIMITS, messages=marked, **variables)
     if not text.strip():
