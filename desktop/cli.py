@@ -229,18 +229,20 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
         if model_path:
             service.check_model(model_path)  # a bad file is refused before a chat is made
         chats = ctx.chats
-        created = False
-        if args.conversation is not None:
-            conversation = chats.conversation(args.conversation)
-        elif args.cont and chats.latest_conversation() is not None:
-            conversation = chats.latest_conversation()
-        else:
-            if not (model_path or ctx.settings.get("last_model")):
-                raise HearthError("No chat model is chosen: pick one in the window or pass "
-                                  "--model PATH.")
-            conversation = service.new_conversation(system_prompt=args.system)
-            created = True
-        try:
+        if args.conversation is None and not (args.cont and chats.latest_conversation()) \
+                and not (model_path or ctx.settings.get("last_model")):
+            raise HearthError("No chat model is chosen: pick one in the window or pass "
+                              "--model PATH.")
+        # The message is stored before the model loads (as the window does): a kill or a
+        # failed load in the first seconds must not lose what the user typed. A new chat and
+        # its message are one transaction, so a failure leaves no empty chat behind.
+        with service.all_or_nothing():
+            if args.conversation is not None:
+                conversation = chats.conversation(args.conversation)
+            elif args.cont and chats.latest_conversation() is not None:
+                conversation = chats.latest_conversation()
+            else:
+                conversation = service.new_conversation(system_prompt=args.system)
             overrides = {key: getattr(args, key) for key in
                          ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
                           "max_tokens", "seed") if getattr(args, key) is not None}
@@ -249,13 +251,7 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                     conversation.id, settings={**conversation.settings, **overrides})
             for name in args.collection:
                 ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
-            # The message is stored before the model loads (as the window does): a kill or a
-            # failed load in the first seconds must not lose what the user typed.
             user = service.add_user_message(conversation.id, args.message)
-        except BaseException:
-            if created:
-                service.discard_if_empty(conversation.id)  # no empty chat left behind
-            raise
         if args.model or args.ctx:
             service.load_model(model_path or conversation.model_path
                                or ctx.settings.get("last_model") or "", n_ctx=args.ctx)

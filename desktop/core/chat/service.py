@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,13 +190,21 @@ class ChatService:
         sources = self.attach_excerpts(conversation, user)
         return self._respond(conversation, on_text, sources)
 
-    def discard_if_empty(self, conversation_id: int) -> bool:
-        """Delete a chat without a single message: what a failed command leaves otherwise
-        (an empty "New chat" in the window's sidebar). Returns whether it was deleted."""
-        if self.ctx.chats.messages(conversation_id):
-            return False
-        self.delete_conversation(conversation_id)
-        return True
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """Store writes made inside happen together or not at all: a new chat and its first
+        message appear at once, and a failure (a full disk, a bad collection name) or a kill
+        between them leaves no empty chat in the sidebar."""
+        db = self.ctx.db
+        with db.lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                db.execute("COMMIT")
+            except BaseException:
+                if db.conn.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def attach_excerpts(self, conversation: Conversation, user: Message) -> list[dict[str, Any]]:
         """Find passages in the chat's documents and put them into this (newest) user turn.
