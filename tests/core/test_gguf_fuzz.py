@@ -230,6 +230,56 @@ def test_hundreds_of_mutated_headers_pass_or_give_one_sentence(real_header: Head
     assert len(reasons) > 10, reasons
 
 
+# Values llama.cpp asserts on (aborting the whole worker) or cannot size memory for: each
+# is refused by the check, naming what is wrong.
+REFUSED: list[tuple[str, str, int, str]] = [
+    ("gemma3.block_count", "value", 2**31, "block_count is 2147483648"),
+    ("gemma3.block_count", "value", 0, "block_count is 0"),
+    ("gemma3.block_count", "value", 17, "tensors for layer 17"),
+    ("gemma3.context_length", "value", 0, "context_length is 0"),
+    ("gemma3.context_length", "value", 2**32 - 1, "context_length is 4294967295"),
+    ("gemma3.embedding_length", "value", 2**31, "embedding_length is"),
+    ("gemma3.attention.head_count", "value", 2**31, "head_count is"),
+    ("gemma3.block_count", "vtype", 6, "block_count is not a whole number"),
+    ("gemma3.context_length", "vtype", 6, "context_length is not a whole number"),
+    ("tokenizer.ggml.tokens", "item_count", 2**40, "claims"),
+    ("tokenizer.ggml.scores", "item_type", 4, "scores does not give one value per token"),
+    ("tokenizer.ggml.token_type", "item_type", 6, "token_type does not give one value"),
+]
+
+
+@pytest.mark.parametrize(("label", "kind", "value", "expected"), REFUSED,
+                         ids=[f"{r[0]}-{r[1]}-{r[2]}" for r in REFUSED])
+def test_values_llama_cpp_would_abort_on_are_refused(real_header: Header, tmp_path: Path,
+                                                      label: str, kind: str, value: int,
+                                                      expected: str) -> None:
+    raw = bytearray(real_header.raw)
+    _put(raw, real_header.find(label, kind), value)
+    path = write_variant(tmp_path / "bad.gguf", real_header, Variant(label, bytes(raw)))
+    with pytest.raises(ModelFileError, match=re.escape(expected)) as error:
+        read_gguf(path)
+    check_message(error.value, Variant(label, bytes(raw)))
+
+
+def test_a_duplicate_token_and_shifted_tensor_data_are_refused(real_header: Header,
+                                                               tmp_path: Path) -> None:
+    # Two equal tokens trip GGML_ASSERT in llama.cpp's vocabulary loader.
+    raw = bytearray(real_header.raw)
+    first, second = (real_header.find(f"tokenizer.ggml.tokens[{i}]", "str_len") for i in (0, 1))
+    assert first.value == second.value == 5  # <pad> and <eos>
+    raw[second.pos + 8:second.pos + 13] = raw[first.pos + 8:first.pos + 13]
+    path = write_variant(tmp_path / "dup.gguf", real_header, Variant("dup", bytes(raw)))
+    with pytest.raises(ModelFileError, match="same token twice"):
+        read_gguf(path)
+    # Tensor data must follow back to back, as llama.cpp's loader requires.
+    raw = bytearray(real_header.raw)
+    offsets = [f for f in real_header.fields if f.kind == "tensor_offset"]
+    _put(raw, offsets[3], offsets[3].value + 32)
+    path = write_variant(tmp_path / "shift.gguf", real_header, Variant("shift", bytes(raw)))
+    with pytest.raises(ModelFileError, match="claims data at offset"):
+        read_gguf(path)
+
+
 # Mutations that keep the header's size and pass the check, each a value llama.cpp reads:
 # the worker must load such a file or refuse it in one sentence, never take the app down.
 ENGINE_VARIANTS: list[tuple[str, str, int]] = [

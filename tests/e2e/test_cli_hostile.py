@@ -130,6 +130,32 @@ def test_a_run_that_fails_before_the_message_leaves_no_empty_chat(data_dir: Path
     assert conversations(data_dir) == []  # no empty "New chat" for the window's sidebar
 
 
+def test_models_add_refuses_a_file_that_can_never_load(data_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from gguf import GGUFWriter
+
+    # block_count = 2^31 passed the old header check and aborted the worker (GGML_ASSERT).
+    path = tmp_path / "huge-layers.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_context_length(256)
+    writer.add_embedding_length(8)
+    writer.add_block_count(2**31)
+    writer.add_token_list(["<unk>", "<s>", "</s>"])
+    writer.add_tensor("token_embd.weight", np.zeros((3, 8), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    (data_dir / "settings.json").write_text(json.dumps({"starter_registered": True}))
+    out = hearth(data_dir, "models", "add", str(path))
+    assert "llama.block_count is 2147483648" in one_sentence(out)
+    listing = hearth(data_dir, "models", "list", "--json")
+    assert listing.returncode == 0 and json.loads(listing.stdout) == []  # not registered
+    refused = hearth(data_dir, "chat", "--model", str(path), "hello")
+    assert "block_count" in one_sentence(refused)
+    assert conversations(data_dir) == []
+
+
 # --- read-only database, full disk --------------------------------------------------------
 def _namespaces_work() -> bool:
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"],
