@@ -143,6 +143,41 @@ def _switch(client: EngineClient, fmt: Any, args: argparse.Namespace,
             "switch_state_restored": done["state_restored"]}
 
 
+def _resume(options: LoadOptions, log: Path, fmt: Any, args: argparse.Namespace
+            ) -> dict[str, Any]:
+    """Return to a 3,000-token chat after a restart (a new worker, the state saved when the
+    first one shut down), against a new worker reading the same chat cold."""
+    greedy = {"temperature": 0, "stop": fmt.stop}
+    turns = [{"role": "user", "content": _long_text(3000, "resume")}]
+    with tempfile.TemporaryDirectory(prefix="hearth-resume-") as states:
+        saved = LoadOptions(**{**options.request(), "state_dir": states})
+        first = EngineClient(log)
+        try:
+            first.load(saved)
+            reply = "".join(first.generate(render_parts(fmt, turns),
+                                           {**greedy, "max_tokens": 8, "session": "R"}))
+        finally:
+            first.shutdown()  # as the app quits: the worker saves the chat's state
+        turns += [{"role": "assistant", "content": reply},
+                  {"role": "user", "content": "What number was on the door?"}]
+        parts = render_parts(fmt, turns)
+        warm, cold, done = [], [], {}
+        for _ in range(args.repeats):
+            for kind, opts in (("warm", saved), ("cold", LoadOptions(**{
+                    **options.request(), "state_dir": None}))):
+                client = EngineClient(log)
+                try:
+                    client.load(opts)
+                    ttft, result = _first_token(client, parts, {**greedy, "session": "R"})
+                finally:
+                    client.kill()  # no save on exit: every repeat starts from the first state
+                (warm if kind == "warm" else cold).append(ttft)
+                done = result if kind == "warm" else done
+    return {"resume_ttft_s": statistics.median(warm), "resume_cold_ttft_s": statistics.median(cold),
+            "resume_prompt_tokens": done["prompt_tokens"],
+            "resume_cached_tokens": done["cached_tokens"]}
+
+
 Row = tuple[str, float, float, float | None, str]
 
 
@@ -158,9 +193,10 @@ def _row(name: str, ours: float, ref: float | None, note: str) -> Row:
 
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
-    parts = ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index")
+    parts = ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
+             "api")
     want = {p for p in parts if getattr(args, p, False)} or set(parts)
-    model_parts = want & {"gen", "prefill", "followup", "switch", "long"}
+    model_parts = want & {"gen", "prefill", "followup", "switch", "resume", "long"}
     rows: list[Row] = []
     report: dict[str, Any] = {"parts": sorted(want)}
     if model_parts:
@@ -208,6 +244,14 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
                          f"{docs['retrieval_first_query_s']:.2f} s"))
         rows.append(_row("retrieval 100k, hybrid ms", docs["retrieval_hybrid_ms"], None,
                          "BM25 (FTS5) + cosine, fused"))
+    if "api" in want:
+        from desktop.bench_api import bench_api
+
+        api = bench_api(_bench_model(args, data_dir), args.gen_tokens, args.repeats)
+        report["api"] = api
+        rows.append(_row("API streamed tok/s", api["api_tokens_per_s"], api["chat_tokens_per_s"],
+                         f"{api['tokens']:.0f} tokens via /v1/chat/completions vs the chat "
+                         "service; target >= 0.95"))
     report["ratios"] = {name: ratio for name, _, _, ratio, _ in rows}
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -221,8 +265,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
-def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
-                 report: dict[str, Any]) -> list[Row]:
+def _bench_model(args: argparse.Namespace, data_dir: Path) -> str:
     model = args.model
     if not model:
         from desktop.core.context import AppContext
@@ -232,6 +275,12 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
         ctx.close()
     if not model:
         raise HearthError("bench needs --model PATH (or a model used before).")
+    return str(model)
+
+
+def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
+                 report: dict[str, Any]) -> list[Row]:
+    model = _bench_model(args, data_dir)
     info = read_gguf(model)
     ids = {v: k for k, v in info.special_tokens.items()}
     fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
@@ -239,14 +288,18 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
     threads = args.threads or _physical_cores()
     threads_batch = args.threads or os.cpu_count() or threads
     n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256, LONG_TOKENS + 256)
+    log = paths.logs_dir(data_dir) / "bench-engine.log"
+    options = LoadOptions(str(model), n_ctx=n_ctx, n_threads=threads,
+                          n_threads_batch=threads_batch)
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as states:
-        client = EngineClient(paths.logs_dir(data_dir) / "bench-engine.log")
+        client = EngineClient(log)
         try:
-            client.load(LoadOptions(str(model), n_ctx=n_ctx, n_threads=threads,
-                                    n_threads_batch=threads_batch, state_dir=states))
+            client.load(LoadOptions(**{**options.request(), "state_dir": states}))
             ours, prompt_parts, followup = _ours(client, fmt, args, want)
         finally:
             client.shutdown()  # free the cores before the reference runs
+    if "resume" in want:
+        ours.update(_resume(options, log, fmt, args))
 
     from desktop.engine_worker.reference import run_reference
 
@@ -277,6 +330,12 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
         rows.append(_row("2000-token reply tail/head", ours["long_tail_over_head"],
                          ref["long_tail_over_head"],
                          "speed of the last vs first 500 tokens; ratio ~1 = flat per-token cost"))
+    if "resume" in want:
+        rows.append(_row("resume after restart TTFT s", ours["resume_ttft_s"],
+                         ours["resume_cold_ttft_s"],
+                         f"a {ours['resume_prompt_tokens']}-token chat in a new worker, "
+                         f"{ours['resume_cached_tokens']} tokens from the saved state; ref = the "
+                         "same chat read cold by a new worker; target <= 0.2"))
     if "switch" in want:
         rows.append(_row("chat switch TTFT s", ours["switch_ttft_s"], ref["cold_prefill_s"],
                          f"back to a {ours['switch_prompt_tokens']}-token chat; ref = cold "

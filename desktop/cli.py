@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gen-tokens", type=int, default=256)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--embed-model", help="embedding GGUF for the index part")
-    for part in ("gen", "prefill", "followup", "switch", "long", "ui", "startup", "index"):
+    for part in ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
+                 "api"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
 
     from desktop.cli_serve import add_serve_parser
