@@ -280,6 +280,30 @@ def test_a_duplicate_token_and_shifted_tensor_data_are_refused(real_header: Head
         read_gguf(path)
 
 
+def test_the_tensor_type_table_matches_the_installed_llama_cpp() -> None:
+    """A type the reader does not know is refused: the table must follow llama.cpp's, or
+    files of a new quantization would be refused wrongly (and a wrong size passes bad ones)."""
+    import ctypes
+    import os
+
+    import llama_cpp
+
+    from desktop.core.models.gguf import _TENSOR_BLOCKS
+
+    lib_dir = Path(os.path.dirname(llama_cpp.__file__)) / "lib"
+    found = sorted(lib_dir.glob("*ggml-base*"))
+    assert found, f"no ggml-base library in {lib_dir}"
+    ggml = ctypes.CDLL(str(found[0]))
+    ggml.ggml_blck_size.restype = ctypes.c_int64
+    ggml.ggml_type_size.restype = ctypes.c_size_t
+    theirs = {}
+    for ttype in range(llama_cpp.GGML_TYPE_COUNT):  # beyond it, ggml reads past its table
+        block, size = ggml.ggml_blck_size(ttype), ggml.ggml_type_size(ttype)
+        if size:
+            theirs[ttype] = (block, size)
+    assert theirs == _TENSOR_BLOCKS
+
+
 # Mutations that keep the header's size and pass the check, each a value llama.cpp reads:
 # the worker must load such a file or refuse it in one sentence, never take the app down.
 ENGINE_VARIANTS: list[tuple[str, str, int]] = [
