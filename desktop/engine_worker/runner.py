@@ -23,6 +23,7 @@ from typing import Any
 import llama_cpp
 import llama_cpp.llama_cpp as llama_lib
 
+from desktop.core.chat.reasoning import ReasoningParser
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
@@ -425,6 +426,8 @@ class Runner:
         stamps: list[float] = []  # per-token times: shows whether per-token cost stays flat
         ignore_eos = bool(params.get("ignore_eos"))  # benchmarks: always generate max_tokens
         decode_one = Decoder(llm.ctx, 1)
+        # Reasoning models: thinking and answer are split here, so every client gets them apart.
+        split = _Split(params.get("reasoning_format"), parts)
         try:
             while len(generated) < max_tokens:
                 if self._cancel.is_set():
@@ -438,7 +441,10 @@ class Runner:
                     break
                 generated.append(token)
                 stamps.append(time.perf_counter())
-                n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+                # With a reasoning format, control tokens (<|channel|>, <channel|>) are rendered
+                # too: they are the markers the parser needs to see.
+                n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0,
+                                                   split.parser is not None)
                 text += utf8.decode(buf.raw[:max(n, 0)])
                 cut = _find_stop(text, stops, sent)
                 if cut is not None:
@@ -448,7 +454,14 @@ class Runner:
                 now = time.perf_counter()
                 # Hold back only a tail that could still grow into a stop string.
                 safe = len(text) - _partial_stop(text, stops)
-                if safe > sent and (now - last_flush >= FLUSH_S or sent == 0):
+                if split.parser is not None:
+                    if safe > split.fed:
+                        split.feed(text[split.fed:safe], now)
+                        split.fed = safe
+                    if split.ready() and (now - last_flush >= FLUSH_S or sent == 0):
+                        emit("tokens", **split.take())
+                        sent, last_flush = safe, now
+                elif safe > sent and (now - last_flush >= FLUSH_S or sent == 0):
                     emit("tokens", text=text[sent:safe])
                     sent, last_flush = safe, now
                 if len(generated) == max_tokens:
@@ -458,9 +471,13 @@ class Runner:
         finally:
             llama_cpp.llama_sampler_free(sampler)
         text += utf8.decode(b"", final=True)
-        if len(text) > sent:
+        if split.parser is not None:
+            split.feed(text[split.fed:], time.perf_counter(), final=True)
+            if split.ready():
+                emit("tokens", **split.take())
+        elif len(text) > sent:
             emit("tokens", text=text[sent:])
-        if not cut_at_stop:
+        if not cut_at_stop and split.answer_is(text):
             # Token ids of a reply cut at a stop string no longer match its text: not reusable.
             self._remember_reply(text, generated)
         finished = time.perf_counter()
@@ -478,6 +495,7 @@ class Runner:
              tokens_per_s=(len(generated) - 1) / gen_s if len(generated) > 1 and gen_s > 0 else 0.0,
              text_length=len(text),
              state_restored=restored,
+             **split.stats(),
              **quarter_rates(stamps),
              n_ctx=llm.n_ctx())
 
@@ -489,6 +507,68 @@ class Runner:
         # truncate=False: llama-cpp-python would otherwise silently cut long inputs (DESIGN 8).
         vectors = self.embedder.embed(texts, normalize=True, truncate=False) if texts else []
         emit("embedded", vectors=vectors)
+
+
+class _Split:
+    """The reasoning parser at the worker's token loop: fed each token's new text once (no
+    re-scan of the reply), pieces batched for the next `tokens` event, thinking counted."""
+
+    def __init__(self, fmt: str | None, parts: list[dict[str, Any]]) -> None:
+        self.parser: ReasoningParser | None = None
+        if fmt:
+            last = parts[-1] if parts else {}
+            # A prompt ending in reply text (continuing a reply) is inside the answer already.
+            continuing = bool(last) and not last.get("special")
+            tail = "" if continuing else str(last.get("text", ""))[-256:]
+            self.parser = ReasoningParser(str(fmt), tail, continuing)
+        self.fed = 0  # characters of the reply given to the parser
+        self.reasoning: list[str] = []
+        self.text: list[str] = []
+        self.answer_length = 0
+        self.tokens = 0  # tokens spent thinking
+        self.started: float | None = None
+        self.ended: float | None = None
+
+    def feed(self, piece: str, now: float, final: bool = False) -> None:
+        assert self.parser is not None
+        was = self.parser.in_reasoning
+        reasoning, text = self.parser.feed(piece)
+        if final:
+            more_reasoning, more_text = self.parser.finish()
+            reasoning, text = reasoning + more_reasoning, text + more_text
+        elif was or self.parser.in_reasoning:
+            # A token that opens, continues or closes the thinking.
+            self.tokens += 1
+            self.started = self.started or now
+            self.ended = now
+        if reasoning:
+            self.reasoning.append(reasoning)
+        if text:
+            self.text.append(text)
+            self.answer_length += len(text)
+
+    def ready(self) -> bool:
+        return bool(self.reasoning or self.text)
+
+    def take(self) -> dict[str, str]:
+        event = {"text": "".join(self.text), "reasoning": "".join(self.reasoning)}
+        self.reasoning.clear()
+        self.text.clear()
+        return event
+
+    def answer_is(self, raw: str) -> bool:
+        """Whether the answer the client stores is the raw reply text (so the generated token
+        ids can stand for it in the next prompt)."""
+        if self.parser is None:
+            return True
+        return not self.parser.saw_markers and self.answer_length == len(raw)
+
+    def stats(self) -> dict[str, Any]:
+        if self.parser is None:
+            return {}
+        seconds = (self.ended - self.started) if self.started and self.ended else None
+        return {"reasoning_format": self.parser.fmt, "reasoning_tokens": self.tokens,
+                "reasoning_s": seconds}
 
 
 def quarter_rates(stamps: list[float]) -> dict[str, float]:

@@ -49,12 +49,16 @@ class LoadOptions:
 
 @dataclass
 class Generation:
-    """A running generate request: iterate for text pieces; `result` holds the done event."""
+    """A running generate request: iterate for text pieces; `result` holds the done event.
+
+    With a `reasoning_format` in the params, the worker sends a reasoning model's thinking
+    apart: iterating gives the answer only, `pieces()` gives (reasoning, text) pairs."""
 
     client: EngineClient
     request_id: int
     events: queue.Queue[dict[str, Any]]
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None
     _cancel_at: float | None = None
 
@@ -65,6 +69,11 @@ class Generation:
                                "target": self.request_id})
 
     def __iter__(self) -> Iterator[str]:
+        for _, text in self.pieces():
+            if text:
+                yield text
+
+    def pieces(self) -> Iterator[tuple[str, str]]:
         while self.result is None:
             timeout = None
             if self._cancel_at is not None:
@@ -79,8 +88,11 @@ class Generation:
                 break
             kind = event["event"]
             if kind == "tokens":
+                reasoning = event.get("reasoning") or ""
+                if reasoning:
+                    self.reasoning.append(reasoning)
                 self.text.append(event["text"])
-                yield event["text"]
+                yield reasoning, event["text"]
             elif kind == "done":
                 self.result = event
             elif kind == "error":

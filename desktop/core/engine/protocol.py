@@ -5,8 +5,10 @@ Requests (client -> worker), each with an integer "id":
   generate {parts, params}   count {texts}   embed {texts}   cancel {target}
   unload {}   shutdown {}
 Events (worker -> client), each with the "id" of its request:
-  loaded {info}  tokens {text}  done {stop_reason, prompt_tokens, cached_tokens,
-  completion_tokens, ttft_s, tokens_per_s, ...}  counted {counts}  embedded {vectors}
+  loaded {info}  tokens {text, reasoning?}  done {stop_reason, prompt_tokens, cached_tokens,
+  completion_tokens, ttft_s, tokens_per_s, reasoning_tokens?, reasoning_s?, ...}
+generate params may carry reasoning_format ("think", "harmony", "gemma": core/chat/reasoning.py):
+the worker then sends a reasoning model's thinking in `reasoning`, apart from the answer.  counted {counts}  embedded {vectors}
   ok {}  error {kind, message}
 """
 
