@@ -1,61 +1,61 @@
-"""The main window: sidebar of chats, model picker, chat view and composer."""
+"""The main window: the chat list (sidebar.py), the toolbar (toolbar.py), the conversation
+(chat_view.py) or the start panel (first_run.py), and the message box.
+
+The window calls services (ChatService, desktop/core/chat/conversations.py), never the
+store. A reply runs on a worker thread and belongs to its chat, not to what is on screen:
+the user may read other chats while it is written; it goes on, is saved, and shows live
+again when its chat is opened.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
-    QProgressBar,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop import paths
+from desktop.core.chat import conversations as chats
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
-from desktop.core.errors import EngineCrashed, HearthError
+from desktop.core.errors import EngineCrashed, HearthError, error_text
 from desktop.core.models.library import STARTER_NOTE
-from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Message
+from desktop.ui.actions import install_shortcuts, set_focus_order
+from desktop.ui.attachments import DropHighlight, FileChips
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.chat_view import ChatView
 from desktop.ui.composer import Composer
-from desktop.ui.file_drop import FileDropTarget
+from desktop.ui.first_run import StartPanel
 from desktop.ui.sidebar import Sidebar
 from desktop.ui.tasks import run_in_background
+from desktop.ui.toolbar import ChatToolbar, ContextMeter
+from desktop.ui.widgets import StatusLine
 
 OPEN_FILE = "__open__"
-EMPTY_NO_MODEL = (
-    "<h2>Welcome to Hearth</h2>"
-    "<p>Everything you type stays on this computer.</p>"
-    "<p>There is no model yet. Click <b>Models…</b> above to download a recommended one (Hearth "
-    "tells you which fit this computer), or choose <b>Open GGUF file…</b> in the model list to "
-    "use a model you already have.</p>"
-    "<p>Models from LM Studio, GPT4All, Jan or Ollama: <b>Models…</b> → <b>Installed</b> → "
-    "<b>Find models from other apps</b> adds them without copying.</p>"
-)
-EMPTY_READY = "<h2>Start a conversation</h2><p>Type a message below. Enter sends.</p>"
+BUSY = "busy"  # errors whose cause is a running reply or load: cleared when it ends
 
 
-class MainWindow(FileDropTarget, QMainWindow):
+class OneLineStatus(StatusLine):
+    """The model's status: one line, elided, whole text in the tooltip."""
+
+    LINES = 1
+
+
+class MainWindow(QMainWindow):
     text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
 
     def __init__(self, ctx: AppContext) -> None:
@@ -63,16 +63,25 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.ctx = ctx
         self.service = ChatService(ctx)
         self.current_id: int | None = None
+        self.streaming_id: int | None = None  # the chat whose reply is being written
         self.generating = False
+        self.loading = False
         self.editing = False
+        self._live_text = ""  # the streaming reply so far (to show it again on return)
+        self._loaded_with: dict[str, Any] | None = None
+        self._reload_pending = False
         self._error_details = ""
+        self._error_kind: str | None = None
         self.models_page: Any = None
         self.documents_page: Any = None
         self.setAcceptDrops(True)
         self.setWindowTitle("Hearth")
         self.resize(1100, 760)
         self._build()
-        self.text_arrived.connect(self.chat_view.append)
+        self.text_arrived.connect(self._on_text)
+        self.shortcuts = install_shortcuts(self)
+        set_focus_order(self)
+        self._observe_app()
         self._restore()
 
     # --- layout ----------------------------------------------------------------------
@@ -85,113 +94,114 @@ class MainWindow(FileDropTarget, QMainWindow):
         self.sidebar.export_requested.connect(self.export_conversation)
         self.sidebar.search_changed.connect(lambda _: self.refresh_conversations())
 
-        self.model_box = QComboBox()
-        self.model_box.setMinimumWidth(200)
-        self.model_box.setMaximumWidth(440)  # grows with the window so names are not cut
-        self.model_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.toolbar = ChatToolbar()
+        self.model_box = self.toolbar.model_box
         self.model_box.activated.connect(self._model_chosen)
-        self.model_status = QLabel()
-        self.model_status.setObjectName("model-status")
-        self.model_status.setWordWrap(True)
-        self.context_meter = QProgressBar()
-        self.context_meter.setMinimumWidth(150)
-        self.context_meter.setFormat("%v / %m tokens")
-        self.context_meter.setMaximum(int(self.ctx.settings.get("n_ctx") or 4096))
-        self.context_meter.setValue(0)
-        self.context_meter.setToolTip("How much of the model's context this chat uses")
-        self.models_button = QPushButton("Models…")
-        self.models_button.setToolTip("Find, download and manage models")
+        self.models_button = self.toolbar.models_button
         self.models_button.clicked.connect(self.open_models)
-        if _paused_downloads(self.ctx.data_dir):
-            # Downloads stopped by the last quit wait, paused, in the Models window.
-            self.models_button.setText("Models… (paused downloads)")
-        self.documents_button = QPushButton("Documents…")
-        self.documents_button.setToolTip("Collections of your files, indexed on this computer")
+        self.documents_button = self.toolbar.documents_button
         self.documents_button.clicked.connect(self.open_documents)
-        self.sources_button = QToolButton()
-        self.sources_button.setText("Answer from: none")
-        self.sources_button.setToolTip("Document collections this chat answers from")
-        self.sources_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.sources_button.setMaximumWidth(210)
-        self.sources_menu = QMenu(self)
+        self.sources_button = self.toolbar.sources_button
+        self.sources_menu = self.toolbar.sources_menu
         self.sources_menu.aboutToShow.connect(self._fill_sources_menu)
-        self.sources_button.setMenu(self.sources_menu)
-        self.settings_button = QPushButton("Chat settings…")
-        self.settings_button.setToolTip("System prompt and sampling for this chat")
+        self.settings_button = self.toolbar.settings_button
         self.settings_button.clicked.connect(self.edit_chat_settings)
-        top = QHBoxLayout()
-        top.addWidget(self.model_box, 3)
-        top.addWidget(self.models_button)
-        top.addWidget(self.documents_button)
-        top.addWidget(self.sources_button)
-        top.addWidget(self.settings_button)
-        top.addStretch(1)
-        top.addWidget(self.context_meter)
 
-        self.empty = QLabel()
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.model_status = OneLineStatus("Model status")
+        self.context_meter = ContextMeter()
+        self.context_meter.show_usage(0, int(self.ctx.settings.get("n_ctx") or 4096))
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.model_status, 1)
+        status_row.addWidget(self.context_meter)
+
+        self.start_panel = StartPanel()
+        self.start_panel.setAccessibleName("Start")
+        self.start_panel.download_requested.connect(self.download_recommended)
+        self.start_panel.open_file_requested.connect(self.open_model_file)
+        self.start_panel.browse_requested.connect(self.open_models)
+        self.empty = self.start_panel  # what older callers and tests call the empty page
         self.chat_view = ChatView()
+        self.chat_view.setAccessibleName("Conversation")
         self.chat_view.regenerate_requested.connect(self.regenerate)
         self.chat_view.edit_requested.connect(self.edit_last)
         self.chat_view.source_requested.connect(self.show_source)
         self.chat_view.continue_requested.connect(self.continue_reply)
         self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.start_panel)
         self.stack.addWidget(self.chat_view)
+        self.drop_highlight = DropHighlight(self.stack)
 
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color:#c0392b")
+        self.error_label = StatusLine("Error")
         self.copy_details = QPushButton("Copy details")
+        self.copy_details.setAccessibleName("Copy error details")
         self.copy_details.clicked.connect(
             lambda: QGuiApplication.clipboard().setText(self._error_details))
+        self.dismiss_error = QPushButton("Dismiss")
+        self.dismiss_error.setAccessibleName("Dismiss the error")
+        self.dismiss_error.clicked.connect(lambda: self.clear_error())
         error_row = QHBoxLayout()
+        error_row.setContentsMargins(0, 0, 0, 0)
         error_row.addWidget(self.error_label, 1)
         error_row.addWidget(self.copy_details)
+        error_row.addWidget(self.dismiss_error)
         self.error_box = QWidget()
         self.error_box.setLayout(error_row)
         self.error_box.hide()
 
+        self.file_chips = FileChips()
         self.composer = Composer()
+        self.composer.setAccessibleName("Message")
         self.composer.submitted.connect(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("primary")
+        self.send_button.setAccessibleName("Send")
+        self.send_button.setToolTip("Send the message (Enter)")
         self.send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop the reply")
+        self.stop_button.setToolTip("Stop the reply (Esc); what was written is kept")
         self.stop_button.clicked.connect(self.stop)
         self.stop_button.setEnabled(False)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
         buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
         compose_row = QHBoxLayout()
         compose_row.addWidget(self.composer, 1)
         compose_row.addLayout(buttons)
 
         right = QWidget()
         column = QVBoxLayout(right)
-        column.addLayout(top)
-        column.addWidget(self.model_status)
+        column.setContentsMargins(4, 8, 8, 8)
+        column.addWidget(self.toolbar)
+        column.addLayout(status_row)
         column.addWidget(self.stack, 1)
         column.addWidget(self.error_box)
+        column.addWidget(self.file_chips)
         column.addLayout(compose_row)
 
-        splitter = QSplitter()
-        splitter.addWidget(self.sidebar)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(splitter)
+        self.splitter = QSplitter()
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.splitterMoved.connect(self._remember_sidebar)
+        self.setCentralWidget(self.splitter)
 
-        QShortcut(QKeySequence.StandardKey.New, self, self.new_chat)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
-        QShortcut(QKeySequence.StandardKey.Find, self, self.sidebar.search.setFocus)
+    def _observe_app(self) -> None:
+        from desktop.ui.bridge import app_signals
+
+        signals = app_signals(self.ctx)
+        signals.library_changed.connect(self._library_changed)
+        signals.settings_changed.connect(self._check_reload)
+        signals.download_changed.connect(self._download_changed)
 
     def _restore(self) -> None:
         geometry = self.ctx.settings.get("window_geometry")
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        width = int(self.ctx.settings.get("sidebar_width") or 0)
+        self.splitter.setSizes([width or 230, max(400, self.width() - (width or 230))])
         self.refresh_models()
         model = self.ctx.settings.get("last_model")
         if model and self.ctx.library.find(model) is None and Path(model).is_file():
@@ -200,149 +210,244 @@ class MainWindow(FileDropTarget, QMainWindow):
                               on_done=lambda _: self.refresh_models(), on_error=self.show_error)
         last = self.ctx.settings.get("last_conversation")
         self.refresh_conversations()
-        ids = [c.id for c in self.sidebar.model.items]
-        if last in ids:
+        if last in [c.id for c in self.sidebar.model.items]:
             self.open_conversation(last)
-        else:
-            self._show_empty()
         if any(c["watch"] for c in self.ctx.documents.collections()):
             self.documents_page_instance()  # its folder watcher runs while the app runs
-        if not self.ctx.library.list() and not self.ctx.settings.get("starter_registered"):
-            self.model_status.setText("Preparing the starter model…")
-            run_in_background(self.ctx.ensure_starter, on_done=lambda _: self.refresh_models(),
-                              on_error=self.show_error)
+        self._paused_downloads()
+        # What the empty area offers is decided once the library is read (and on a first run
+        # the starter model registered), off the GUI thread: no "no model yet" flash.
+        run_in_background(chats.start_view, self.ctx, on_done=self._start_view_ready,
+                          on_error=self.show_error)
+
+    def _remember_sidebar(self, *_: Any) -> None:
+        self.ctx.settings.values["sidebar_width"] = self.splitter.sizes()[0]
 
     # --- errors --------------------------------------------------------------------
-    def show_error(self, exc: BaseException | str) -> None:
+    def show_error(self, exc: BaseException | str, kind: str | None = None) -> None:
         if isinstance(exc, HearthError):
             message, details = exc.message, exc.details
         elif isinstance(exc, BaseException):
-            message = f"Something went wrong: {exc}"
+            message = error_text(exc)
             details = getattr(exc, "__traceback_text__", repr(exc))
         else:
             message, details = exc, ""
         self._error_details = f"{message}\n\n{details}".strip()
-        self.error_label.setText(message)
+        self._error_kind = kind
+        self.error_label.show_text(message, "error")
         self.copy_details.setVisible(bool(details))
         self.error_box.show()
 
-    def clear_error(self) -> None:
-        self.error_box.hide()
+    def clear_error(self, kind: str | None = None) -> None:
+        """Hide the error; with `kind`, only an error of that kind (its cause is gone)."""
+        if kind is None or self._error_kind == kind:
+            self.error_box.hide()
+            self._error_kind = None
 
     # --- models --------------------------------------------------------------------
     def refresh_models(self) -> None:
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        current = self.ctx.settings.get("last_model")
-        chat_models = [e for e in self.ctx.library.list()
-                       if not e.is_embedding]  # embedding models serve Documents, not chat
-        latest = None if current else self.ctx.library.latest_chat_model(chat_models)
-        if latest is not None:
-            # Nothing chosen yet (say, right after the first download): take that model
-            # rather than make the user pick the only sensible choice.
-            current = latest.path
-            self.ctx.settings.set("last_model", current)
-        for entry in chat_models:
+        models = chats.chat_models(self.ctx)
+        current = chats.choose_default_model(self.ctx, models)
+        for entry in models:
             meta = entry.metadata
             label = (f"{entry.name} · {meta.get('quantization', '?')} · "
                      f"{meta.get('file_size', 0) / 1e6:,.0f} MB · {meta.get('architecture', '?')}")
             if not entry.exists:
                 label += " · file missing"
             self.model_box.addItem(label, entry.path)
-            self.model_box.setItemData(self.model_box.count() - 1, entry.path,
+            self.model_box.setItemData(self.model_box.count() - 1, f"{label}\n{entry.path}",
                                        Qt.ItemDataRole.ToolTipRole)
         self.model_box.addItem("Open GGUF file…", OPEN_FILE)
         index = self.model_box.findData(current) if current else -1
         self.model_box.setCurrentIndex(index if index >= 0 else self.model_box.count() - 1)
         self.model_box.blockSignals(False)
         self._describe_model()
-        if self.current_id is None:
-            self._show_empty()
 
-    def _describe_model(self) -> None:
+    def _describe_model(self, prefix: str = "") -> None:
         path = self.ctx.settings.get("last_model")
         entry = self.ctx.library.find(path) if path else None
         if entry is None:
-            self.model_status.setText("No model chosen.")
+            self.model_status.show_text(prefix or "No model chosen.")
             return
-        notes = []
+        notes = [prefix] if prefix else []
+        model = self.service.model
+        loaded = model is not None and model.path == entry.path and self.ctx.engine.loaded
+        if loaded and model:
+            notes.append(f"Loaded, context {model.n_ctx}: {model.gpu_plan}.")
+            if model.warning:
+                notes.append(model.warning)  # where the model status shows, not in a log
+        else:
+            notes.append("Loads when you send a message.")
         if entry.source == "starter":
             notes.append(STARTER_NOTE)
         elif entry.is_base_model:
             notes.append("Base model (no chat template): it continues text rather than "
                          "following instructions.")
-        model = self.service.model
-        loaded = model is not None and model.path == entry.path
-        notes.insert(0, f"Loaded: {model.gpu_plan}." if loaded and model else
-                     "Loads when you send a message.")
-        if loaded and model and model.warning:
-            notes.insert(1, model.warning)  # where the model status shows, not in a log
-        self.model_status.setText(" ".join(notes))
+        self.model_status.show_text(" ".join(notes))
 
     def _model_chosen(self, index: int) -> None:
         path = self.model_box.itemData(index)
         if path == OPEN_FILE:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
-                                                    "GGUF models (*.gguf)")
-            if not chosen:
-                self.refresh_models()
-                return
-            path = chosen
+            self.open_model_file()
+            return
         self.load_model(path)
 
-    def load_model(self, path: str) -> None:
+    def open_model_file(self) -> None:
+        chosen, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
+                                                "GGUF models (*.gguf)")
+        if not chosen:
+            self.refresh_models()
+            return
+        self.load_model(chosen)
+
+    def load_model(self, path: str, status: str | None = None) -> None:
         if self.generating:
-            self.show_error("Stop the current reply before switching models.")
+            self.show_error("Stop the current reply before switching models.", BUSY)
             self.refresh_models()
             return
         self.clear_error()
-        self.model_status.setText(f"Loading {Path(path).name}…")
-        self.model_box.setEnabled(False)
+        self.model_status.show_text(status or f"Loading {Path(path).name}…")
+        self._set_loading(True)
 
         def done(_: Any) -> None:
-            self.model_box.setEnabled(True)
-            if self.current_id is not None:
-                self.ctx.chats.update_conversation(self.current_id, model_path=self.service.model.path)
+            self._set_loading(False)
+            self._loaded_with = self._wanted(path)
+            if self.current_id is not None and self.service.model is not None:
+                chats.set_model(self.ctx, self.current_id, self.service.model.path)
             self.refresh_models()
+            self._show_start_if_empty()
 
         def failed(exc: BaseException) -> None:
-            self.model_box.setEnabled(True)
+            self._set_loading(False)
             self.refresh_models()
             self.show_error(exc)
 
         run_in_background(self.service.load_model, path, on_done=done, on_error=failed)
 
+    def _set_loading(self, loading: bool) -> None:
+        self.loading = loading
+        self.model_box.setEnabled(not loading and not self.generating)
+        self.send_button.setEnabled(not loading and not self.generating)
+        if not loading:
+            self.clear_error(BUSY)
+
+    def _wanted(self, path: str) -> dict[str, Any]:
+        return {"path": path, **chats.wanted_load(self.ctx, path)}
+
+    def _library_changed(self) -> None:
+        self.refresh_models()
+        self._show_start_if_empty()
+        self._check_reload()
+
+    def _check_reload(self) -> None:
+        """Per-model or app defaults changed (context, GPU layers): reload the loaded model
+        with them now, in the background, and say so, instead of keeping the old ones."""
+        model = self.service.model
+        if model is None or not self.ctx.engine.loaded:
+            return
+        if self.generating or self.loading:
+            self._reload_pending = True
+            return
+        self._reload_pending = False
+        if self._loaded_with is None or self._loaded_with.get("path") != model.path:
+            self._loaded_with = self._wanted(model.path)
+        reason = chats.reload_reason(self.ctx, model, self._loaded_with)
+        if not reason:
+            return
+        self.model_status.show_text(f"Reloading {model.info.name or Path(model.path).name} "
+                                    f"with {reason}…")
+        self._set_loading(True)
+        path = model.path
+
+        def done(_: Any) -> None:
+            self._set_loading(False)
+            self._loaded_with = self._wanted(path)
+            self._describe_model(f"Reloaded with {reason}.")
+            self._update_meter()
+
+        def failed(exc: BaseException) -> None:
+            self._set_loading(False)
+            self._describe_model()
+            self.show_error(exc)
+
+        run_in_background(chats.reload_model, self.ctx, self.service, on_done=done,
+                          on_error=failed)
+
+    # --- the empty area and first run ------------------------------------------------
+    def _start_view_ready(self, view: chats.StartView) -> None:
+        self.start_panel.show_view(view)
+        if not view.has_model:
+            self.model_status.show_text("No model yet: download the recommended one below, "
+                                        "or open a GGUF file.")
+        else:
+            self.refresh_models()
+
+    def _show_start_if_empty(self) -> None:
+        """After a download or an added model: the start panel becomes "start a chat"."""
+        if self.start_panel.first_run and chats.chat_models(self.ctx):
+            self.start_panel.show_view(chats.StartView(True))
+
+    def download_recommended(self, entry: Any) -> None:
+        """One click on the start panel: the app's download queue fetches the model (the
+        Models window shows the same job), and the picker takes it when it is done."""
+        job = self.ctx.downloads.add(entry.repo, entry.model_file())
+        self.start_panel.show_download(job)
+
+    def _download_changed(self, job: Any) -> None:
+        self.start_panel.show_download(job)
+        self._paused_downloads()
+
+    def _paused_downloads(self) -> None:
+        unfinished = self.ctx.has_unfinished_downloads()
+        text = "Models… (paused downloads)" if unfinished and not (
+            self.models_page is not None and self.models_page.isVisible()) else "Models…"
+        if text != self.models_button.text():
+            self.models_button.set_full_text(text)
+
     # --- conversations ---------------------------------------------------------------
     def refresh_conversations(self) -> None:
         query = self.sidebar.search.text().strip()
-        items = self.ctx.chats.search(query) if query else self.ctx.chats.conversations()
-        self.sidebar.set_conversations(items, self.current_id)
+        self.sidebar.set_conversations(chats.list_conversations(self.ctx, query),
+                                       self.current_id, query)
+        self.sidebar.model.set_busy(self.streaming_id)
 
     def _show_empty(self) -> None:
-        has_model = bool(self.ctx.library.list()) or bool(self.ctx.settings.get("last_model"))
-        self.empty.setText(EMPTY_READY if has_model else EMPTY_NO_MODEL)
-        self.stack.setCurrentWidget(self.empty)
-        self.context_meter.setValue(0)
+        self.stack.setCurrentWidget(self.start_panel)
+        self._update_meter([])
+
+    def _leave_current(self, next_id: int | None) -> None:
+        """Before showing another chat: the reply view stops drawing (the reply goes on),
+        and a chat left without a single message is not kept as an empty "New chat"."""
+        previous = self.current_id
+        if previous is not None and previous == self.streaming_id:
+            self.chat_view.end_stream(None)
+        if previous is not None and previous != next_id and previous != self.streaming_id:
+            chats.discard_if_empty(self.ctx, previous)
+        self.file_chips.clear()
+        self.clear_error()
+        self.editing = False
 
     def new_chat(self) -> None:
-        if self.generating:
-            return
+        self._leave_current(None)
         self.current_id = None
         self.chat_view.clear()
         self._show_empty()
         self.refresh_conversations()
-        self.sidebar.view.clearSelection()
         self._update_sources_button()
         self.composer.setFocus()
 
     def open_conversation(self, conversation_id: int) -> None:
-        if self.generating and conversation_id != self.current_id:
-            self.refresh_conversations()  # keep the streaming chat selected
-            return
+        if conversation_id != self.current_id:
+            self._leave_current(conversation_id)
         self.current_id = conversation_id
         self.ctx.settings.set("last_conversation", conversation_id)
-        messages = self.ctx.chats.messages(conversation_id)
-        self.chat_view.set_messages(messages)
+        messages = chats.messages(self.ctx, conversation_id)
+        if conversation_id == self.streaming_id:
+            self._show_live(messages)
+        else:
+            self.chat_view.set_messages(messages)
         self.stack.setCurrentWidget(self.chat_view)
         self._update_meter(messages)
         self._update_sources_button()
@@ -352,42 +457,65 @@ class MainWindow(FileDropTarget, QMainWindow):
             self.chat_view.set_notice("The last reply was cut off when Hearth closed. "
                                       "Continue it from where it stopped, or Regenerate it.")
 
+    def _show_live(self, messages: list[Message]) -> None:
+        """Back on the chat whose reply is being written: what is saved, then the reply so
+        far, streaming on."""
+        shown = [m for m in messages if m.state != "streaming"]
+        self.chat_view.set_messages(shown)
+        self.chat_view.begin_stream(Message(0, self.streaming_id or 0, "assistant", "",
+                                            "streaming", time.time()))
+        if self._live_text:
+            self.chat_view.append(self._live_text)
+
     def rename_conversation(self, conversation_id: int) -> None:
-        current = self.ctx.chats.conversation(conversation_id).title
+        current = chats.conversation(self.ctx, conversation_id).title
         title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=current)
-        if ok and title.strip():
-            self.ctx.chats.update_conversation(conversation_id, title=title.strip())
-            self.refresh_conversations()
+        if not ok:
+            return
+        try:
+            chats.rename(self.ctx, conversation_id, title)
+        except HearthError as exc:
+            self.show_error(exc)
+            return
+        self.refresh_conversations()
 
     def export_conversation(self, conversation_id: int, path: str | None = None) -> None:
-        from desktop.core.store.export import write_export
-
         if path is None:
-            title = self.ctx.chats.conversation(conversation_id).title or "chat"
-            name = "".join(c if c.isalnum() or c in " -_" else "_" for c in title)[:60].strip()
             path, _ = QFileDialog.getSaveFileName(
-                self, "Export chat", str(Path.home() / f"{name or 'chat'}.md"),
+                self, "Export chat", str(Path.home() / chats.export_name(self.ctx,
+                                                                         conversation_id)),
                 "Markdown (*.md);;JSON (*.json)")
             if not path:
                 return
         try:
-            written = write_export(self.ctx.chats, conversation_id, path)
+            written = chats.export(self.ctx, conversation_id, path)
         except HearthError as exc:
             self.show_error(exc)
             return
         self.chat_view.set_notice(f"Exported to {written}")
 
+    def confirm_delete(self, title: str) -> bool:
+        """Ask before deleting; the safe answer (No) is the default, so Enter keeps the chat."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete chat",
+                          f"Delete “{title}” and all its messages? This cannot be undone.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setEscapeButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Delete")
+        box.button(QMessageBox.StandardButton.No).setText("Keep")
+        self._confirm_box = box  # reachable by tests driving the real dialog
+        return box.exec() == QMessageBox.StandardButton.Yes
+
     def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
-        title = self.ctx.chats.conversation(conversation_id).title or "this chat"
-        if confirm and QMessageBox.question(
-            self, "Delete chat", f"Delete “{title}” and all its messages? This cannot be undone.",
-        ) != QMessageBox.StandardButton.Yes:
+        if conversation_id == self.streaming_id:
+            self.show_error("Stop the reply (Esc) before deleting this chat.", BUSY)
             return
-        if self.generating and conversation_id == self.current_id:
-            self.show_error("Stop the reply before deleting this chat.")
+        title = chats.conversation(self.ctx, conversation_id).title or "this chat"
+        if confirm and not self.confirm_delete(title):
             return
         self.service.delete_conversation(conversation_id)
         if conversation_id == self.current_id:
+            self.current_id = None
             self.new_chat()
         self.refresh_conversations()
 
@@ -396,10 +524,9 @@ class MainWindow(FileDropTarget, QMainWindow):
             from desktop.ui.models_page import ModelsPage
 
             self.models_page = ModelsPage(self.ctx, self)
-            self.models_page.library_changed.connect(self.refresh_models)
         self.models_page.show()
         self.models_page.raise_()
-        self.models_button.setText("Models…")
+        self.models_button.set_full_text("Models…")
 
     def documents_page_instance(self) -> Any:
         if self.documents_page is None:
@@ -425,70 +552,89 @@ class MainWindow(FileDropTarget, QMainWindow):
             self.refresh_conversations()
         return self.current_id
 
+    # --- document sources ------------------------------------------------------------
     def _fill_sources_menu(self) -> None:
         self.sources_menu.clear()
-        attached = set(self.ctx.documents.attached(self.current_id)) if self.current_id else set()
-        collections = self.ctx.documents.collections()
-        if not collections:
+        choices = chats.collection_choices(self.ctx, self.current_id)
+        if not choices:
             action = self.sources_menu.addAction("No collections yet: open Documents…")
             action.triggered.connect(self.open_documents)
             return
-        for c in collections:
+        for c in choices:
             action = self.sources_menu.addAction(f"{c['name']} ({c['files']} files)")
             action.setCheckable(True)
-            action.setChecked(c["id"] in attached)
+            action.setChecked(c["attached"])
             action.toggled.connect(lambda on, cid=c["id"]: self.set_collection(cid, on))
 
     def set_collection(self, collection_id: int, attached: bool) -> None:
-        conversation = self._ensure_conversation()
-        if attached:
-            self.ctx.documents.attach(conversation, collection_id)
-        else:
-            self.ctx.documents.detach(conversation, collection_id)
+        chats.set_collection(self.ctx, self._ensure_conversation(), collection_id, attached)
         self._update_sources_button()
 
     def _update_sources_button(self) -> None:
-        names = []
-        if self.current_id is not None:
-            by_id = {c["id"]: c["name"] for c in self.ctx.documents.collections(include_chat=True)}
-            for cid in self.ctx.documents.attached(self.current_id):
-                name = by_id.get(cid, "")
-                names.append("files dropped here" if name.startswith("chat:") else name)
-        self.sources_button.setText("Answer from: " + (", ".join(names) if names else "none"))
+        names = chats.source_names(self.ctx, self.current_id)
+        self.sources_button.set_full_text("Answer from: " + (", ".join(names) or "none"))
 
     def show_source(self, source: dict) -> None:
         from desktop.ui.documents_page import PassageDialog
 
         PassageDialog(self.ctx, source, self).exec()
 
+    # --- dropped files ---------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+            self.drop_highlight.show_over()
+
+    def dragLeaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self.drop_highlight.hide()
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self.drop_highlight.hide()
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped(paths)
+
     def files_dropped(self, paths: list[str]) -> None:
         self.attach_files(paths)
 
     def attach_files(self, paths: list[str]) -> None:
-        """Files dropped on a chat are indexed for that chat only."""
-        from desktop.ui.documents_page import IndexRunner
+        """Files dropped on a chat are indexed for that chat only (by the app's indexer)."""
+        from desktop.ui.bridge import app_signals
 
         conversation = self._ensure_conversation()
-        collection = self.ctx.documents.chat_collection(conversation)
-        self.chat_view.set_notice(f"Reading {len(paths)} dropped item(s) for this chat…")
+        collection = chats.drop_collection(self.ctx, conversation)
+        chips = self.file_chips.add(paths)
         self._update_sources_button()
-        self.index_runner = getattr(self, "index_runner", None) or IndexRunner(self.ctx)
+        signals = app_signals(self.ctx)
+        job = self.ctx.indexer.submit(collection, paths, reason="chat")
 
-        def done(state: Any) -> None:
-            problems = "; ".join(error for _, error in state.errors[:3])
-            self.chat_view.set_notice(
-                f"Ready: {state.indexed + state.skipped_unchanged} file(s) indexed for this chat."
-                + (f" Problems: {problems}" if problems else ""))
+        def heard(kind: str, finished: Any) -> None:
+            if finished is not job or kind not in ("finished", "failed"):
+                return
+            signals.index_event.disconnect(heard)
+            errors = list(job.state.errors) if kind == "finished" else []
+            for chip in chips:
+                problem = next((why for where, why in errors
+                                if where == chip.path or Path(where).name == chip.name), None)
+                if kind == "failed":
+                    chip.set_state("not read", "error")
+                elif problem is not None:
+                    chip.set_state(f"not read: {problem}", "error")
+                else:
+                    chip.set_state("ready", "good")
+            if kind == "failed":
+                self.show_error(job.error or HearthError("Indexing failed."))
+            self._update_sources_button()
 
-        self.index_runner.start(collection, paths, done, self.show_error)
+        signals.index_event.connect(heard)
+        if job.done.is_set():  # finished before we listened
+            heard("finished" if job.error is None else "failed", job)
 
+    # --- chat settings ---------------------------------------------------------------
     def edit_chat_settings(self) -> None:
-        if self.current_id is not None:
-            conversation = self.ctx.chats.conversation(self.current_id)
-            system, sampling = conversation.system_prompt, self.service.sampling(conversation)
-        else:
-            system = self.ctx.settings.get("system_prompt", "")
-            sampling = {**SAMPLING_DEFAULTS, **self.ctx.settings.get("sampling", {})}
+        system, sampling = chats.chat_settings(self.ctx, self.service, self.current_id)
         dialog = ChatSettingsDialog(system, sampling, self)
         if dialog.exec() != ChatSettingsDialog.DialogCode.Accepted:
             return
@@ -496,14 +642,11 @@ class MainWindow(FileDropTarget, QMainWindow):
 
     def apply_chat_settings(self, system: str, sampling: dict[str, Any],
                             make_default: bool = False) -> None:
-        if self.current_id is not None:
-            self.ctx.chats.update_conversation(self.current_id, system_prompt=system,
-                                               settings=sampling)
-        if make_default or self.current_id is None:
-            self.ctx.settings.values["system_prompt"] = system
-            self.ctx.settings.set("sampling", sampling)
+        chats.save_chat_settings(self.ctx, self.current_id, system, sampling, make_default)
 
-    def _update_meter(self, messages: list[Message]) -> None:
+    def _update_meter(self, messages: list[Message] | None = None) -> None:
+        if messages is None:
+            messages = chats.messages(self.ctx, self.current_id) if self.current_id else []
         model = self.service.model
         n_ctx = model.n_ctx if model else int(self.ctx.settings.get("n_ctx") or 4096)
         used = 0
@@ -511,8 +654,7 @@ class MainWindow(FileDropTarget, QMainWindow):
             if message.role == "assistant" and message.prompt_tokens:
                 used = message.prompt_tokens + (message.completion_tokens or 0)
                 break
-        self.context_meter.setMaximum(n_ctx)
-        self.context_meter.setValue(min(used, n_ctx))
+        self.context_meter.show_usage(used, n_ctx)
 
     # --- replies -------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -520,37 +662,38 @@ class MainWindow(FileDropTarget, QMainWindow):
         if not text:
             return
         if self.generating:
-            self.show_error("A reply is still being written: wait for it or press Stop (Esc).")
+            where = "" if self.streaming_id == self.current_id else " in another chat"
+            self.show_error(f"A reply is still being written{where}: wait for it or press "
+                            "Stop (Esc).", BUSY)
+            return
+        if self.loading:
+            self.show_error("The model is loading: send again in a moment.", BUSY)
             return
         if not self.ctx.settings.get("last_model"):
             self.show_error("Choose a model first: pick one above or open a GGUF file.")
             return
         self.clear_error()
-        if self.current_id is None:
-            conversation = self.service.new_conversation()
-            self.current_id = conversation.id
-            self.ctx.settings.set("last_conversation", conversation.id)
-            self.chat_view.clear()
+        self._ensure_conversation()
         self.composer.clear()
         editing, self.editing = self.editing, False
         if editing:
             # The last user message and its reply are replaced by the edited text.
             self.chat_view.set_messages(self._messages_before_last_user())
-        now = time.time()
-        self.chat_view.add_message(Message(0, self.current_id, "user", text, "done", now))
+        self.chat_view.add_message(Message(0, self.current_id or 0, "user", text, "done",
+                                           time.time()))
         self.stack.setCurrentWidget(self.chat_view)
         job = self.service.edit_last_user_message if editing else self.service.send
         self._run_reply(job, self.current_id, text)
 
     def _messages_before_last_user(self) -> list[Message]:
-        messages = self.ctx.chats.messages(self.current_id) if self.current_id else []
+        messages = chats.messages(self.ctx, self.current_id) if self.current_id else []
         users = [i for i, m in enumerate(messages) if m.role == "user"]
         return messages[: users[-1]] if users else messages
 
     def regenerate(self) -> None:
         if self.generating or self.current_id is None:
             return
-        messages = self.ctx.chats.messages(self.current_id)
+        messages = chats.messages(self.ctx, self.current_id)
         while messages and messages[-1].role == "assistant":
             messages.pop()
         self.chat_view.set_messages(messages)
@@ -571,74 +714,100 @@ class MainWindow(FileDropTarget, QMainWindow):
 
     def _run_reply(self, job: Any, *args: Any, resume: bool = False) -> None:
         self.generating = True
+        self.streaming_id = self.current_id
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
         self.model_box.setEnabled(False)
         if resume:
+            self._live_text = self.chat_view.widgets[-1].message.content
             self.chat_view.resume_stream()
         else:
+            self._live_text = ""
             placeholder = Message(0, self.current_id or 0, "assistant", "", "streaming",
                                   time.time())
             self.chat_view.begin_stream(placeholder)
+        self._first_piece = True
         self.refresh_conversations()
         run_in_background(job, *args, self.text_arrived.emit,
                           on_done=self._reply_done, on_error=self._reply_failed)
 
-    def _finish(self) -> None:
+    def _on_text(self, piece: str) -> None:
+        self._live_text += piece
+        if self.current_id == self.streaming_id:
+            self.chat_view.append(piece)
+        if self._first_piece:
+            self._first_piece = False
+            self.refresh_conversations()  # the new chat's title is saved by now
+
+    def _finish(self) -> int | None:
+        finished, self.streaming_id = self.streaming_id, None
         self.generating = False
+        self._live_text = ""
         self.stop_button.setEnabled(False)
-        self.send_button.setEnabled(True)
-        self.model_box.setEnabled(True)
+        self.send_button.setEnabled(not self.loading)
+        self.model_box.setEnabled(not self.loading)
+        self.clear_error(BUSY)  # "a reply is still being written" is no longer true
+        if self.service.model is not None and (
+                self._loaded_with is None or self._loaded_with["path"] != self.service.model.path):
+            self._loaded_with = self._wanted(self.service.model.path)  # loaded by this reply
         self._describe_model()
+        return finished
 
     def _reply_done(self, message: Message) -> None:
-        self.chat_view.end_stream(message)
-        self._finish()
+        finished = self._finish()
+        on_screen = finished is not None and finished == self.current_id
+        if on_screen:
+            self.chat_view.end_stream(message)
         if self.model_box.currentData() != self.ctx.settings.get("last_model"):
             self.refresh_models()  # a model first used by this reply joins the picker
-        if message.conversation_id == self.current_id:
-            messages = self.ctx.chats.messages(self.current_id)
-            self._update_meter(messages)
-            start = self.service.context_start.get(self.current_id)
+        if on_screen and self.current_id is not None:
+            self._update_meter()
             notices = []
-            if start:
+            if self.service.context_start.get(self.current_id):
                 notices.append("Older messages are no longer in the model's context (it is "
                                "full); the model sees only the more recent part of this chat.")
-            if self.ctx.documents.attached(self.current_id) and not message.sources:
+            if chats.source_names(self.ctx, self.current_id) and not message.sources:
                 notices.append("No passage in the attached documents matched this question.")
             self.chat_view.set_notice(" ".join(notices) or None)
         self.refresh_conversations()
+        if self._reload_pending:
+            self._check_reload()
 
     def _reply_failed(self, exc: BaseException) -> None:
-        self.chat_view.end_stream(None)
-        self._finish()
-        if self.current_id is not None:
+        finished = self._finish()
+        if finished is not None and finished == self.current_id:
+            self.chat_view.end_stream(None)
             # Show what was kept (the partial reply is saved as failed/stopped).
-            self.chat_view.set_messages(self.ctx.chats.messages(self.current_id))
+            self.chat_view.set_messages(chats.messages(self.ctx, finished))
         self.show_error(exc)
         if isinstance(exc, EngineCrashed):
-            self.error_label.setText(exc.message + " The partial reply was kept; send again "
-                                     "to restart the model.")
+            self.error_label.show_text(exc.message + " The partial reply was kept; send again "
+                                       "to restart the model.", "error")
         self.refresh_conversations()
+        if self._reload_pending:
+            self._check_reload()
 
     def stop(self) -> None:
         if self.generating:
             self.service.stop()
 
-    # --- closing -------------------------------------------------------------------
+    # --- theme and closing -----------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            # Labels given a tone keep their colours; give them the new theme's.
+            self.model_status.show_text(self.model_status.full_text(), self.model_status.tone)
+            if self.error_box.isVisible():
+                self.error_label.show_text(self.error_label.full_text(), "error")
+
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         if self.generating:
             self.service.stop()
+        elif self.current_id is not None and chats.discard_if_empty(self.ctx, self.current_id):
+            self.current_id = None
+        self._remember_sidebar()
         self.ctx.settings.values["window_geometry"] = bytes(
             self.saveGeometry().toBase64()).decode("ascii")
         self.ctx.settings.values["last_conversation"] = self.current_id
         self.ctx.settings.save()
         super().closeEvent(event)
-
-
-def _paused_downloads(data_dir: Path) -> bool:
-    """Whether the last run left unfinished downloads (read without importing the queue)."""
-    try:
-        return bool(json.loads(paths.downloads_path(data_dir).read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return False

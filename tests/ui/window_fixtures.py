@@ -1,0 +1,67 @@
+"""Shared helpers for the main-window tests: prepare a data dir, open the real window, and
+measure what is drawn (contrast of rendered text)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QWidget
+
+from desktop.app import build_window, create_app
+from desktop.core.settings import Settings
+from desktop.ui import theme
+
+
+def prepare(data_dir: Path, model: Path | None, theme_mode: str | None = None,
+            **sampling: object) -> None:
+    settings = Settings(data_dir / "settings.json")
+    settings.values["starter_registered"] = True  # tests choose their model explicitly
+    settings.values["last_model"] = str(model) if model else None
+    settings.values["sampling"] = {**settings.get("sampling"), "temperature": 0, **sampling}
+    if theme_mode:
+        settings.values["theme"] = theme_mode
+    settings.save()
+
+
+@pytest.fixture
+def open_window(qtbot):  # noqa: ANN001, ANN201 - pytest-qt fixture
+    opened = []
+    app = create_app()  # the app's style sheet, as a user sees it
+    style = app.styleSheet()
+
+    def _open(data_dir: Path, size: tuple[int, int] | None = None):  # noqa: ANN202
+        window = build_window(data_dir)
+        qtbot.addWidget(window)
+        if size:
+            window.resize(*size)
+        window.show()
+        opened.append(window)
+        return window
+
+    yield _open
+    for window in opened:
+        window.close()
+        window.ctx.close()
+    theme.apply_theme("system")
+    app.setStyleSheet(style)
+
+
+def region(window: QWidget, widget: QWidget) -> QRect:
+    """`widget`'s rectangle in the window's coordinates, clipped to the window."""
+    top_left = widget.mapTo(window, QPoint(0, 0))
+    return QRect(top_left, widget.size()).intersected(window.rect())
+
+
+def drawn_contrast(image: QImage, rect: QRect) -> float:
+    """The contrast between the commonest colour in `rect` (its background) and the pixel
+    farthest from it (the text's ink): what the eye reads, whatever set the colours."""
+    pixels = Counter()
+    for y in range(rect.top(), rect.bottom() + 1):
+        for x in range(rect.left(), rect.right() + 1):
+            pixels[image.pixel(x, y)] += 1
+    background = QColor.fromRgb(pixels.most_common(1)[0][0])
+    return max(theme.contrast(QColor.fromRgb(p), background) for p in pixels)
