@@ -137,9 +137,10 @@ class EngineQueue:
             result["text"] = "".join(generation.text)
             reason = result.get("stop_reason")
             why = f" ({job.cancel_reason})" if reason == "cancelled" and job.cancel_reason else ""
-            self.log(f"hearth serve: {label}: {result.get('completion_tokens')} tokens, "
-                     f"stop={reason}{why}, {result.get('cached_tokens')} of "
-                     f"{result.get('prompt_tokens')} prompt tokens from the cache")
+            self.log(f"hearth serve: {label}: {result.get('completion_tokens')} tokens "
+                     f"({float(result.get('tokens_per_s') or 0):.1f}/s), stop={reason}{why}, "
+                     f"{result.get('cached_tokens')} of {result.get('prompt_tokens')} prompt "
+                     "tokens from the cache")
             return result
 
         return self.submit(label, work)

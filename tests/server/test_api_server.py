@@ -38,6 +38,7 @@ class Server:
                                      stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})})
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.history: list[str] = []  # every stderr line read by wait_line
         self.stdout: queue.Queue[str | None] = queue.Queue()
         for stream, sink in ((self.proc.stderr, self.lines), (self.proc.stdout, self.stdout)):
             threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
@@ -62,6 +63,7 @@ class Server:
             if line is None:
                 raise AssertionError(f"the server ended without {needle!r}; output: {seen}")
             seen.append(line)
+            self.history.append(line)
             if needle in line:
                 return line
 
@@ -330,9 +332,11 @@ def test_no_cors_headers_by_default(server: Server) -> None:
 
 
 def test_generated_key_and_allowed_origin(tmp_path: Path, gemma_path: Path) -> None:
+    # Every interface, as a user may choose: a warning, and still only its own Host names.
     srv = Server(tmp_path / "data", gemma_path, "--allow-origin", "https://app.example",
-                 env={"HEARTH_API_KEY": ""})
+                 "--host", "0.0.0.0", env={"HEARTH_API_KEY": ""})
     try:
+        assert any("warning: listening on 0.0.0.0" in line for line in srv.history)
         key = srv.wait_line("API key", srv.stdout).rsplit(" ", 1)[1]
         assert len(key) > 20
         srv.wait_ready(key)
@@ -347,6 +351,8 @@ def test_generated_key_and_allowed_origin(tmp_path: Path, gemma_path: Path) -> N
             "Access-Control-Request-Headers": "authorization,content-type"})
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        assert httpx.get(f"{srv.url}/v1/models", headers={
+            **auth, "Host": f"rebound.example:{srv.port}"}).status_code == 403
     finally:
         srv.stop()
     assert srv.stdout.get(timeout=LINE_S) is None  # the key was printed once, nothing else
@@ -417,3 +423,17 @@ def test_a_client_that_disconnects_cancels_its_generation(server: Server,
     assert queued.split(":")[1] == dropped.split(":")[1]  # the same request
     # The engine is free again at once.
     assert _chat(client, "Name a colour.", max_tokens=4)
+
+
+def test_allowed_hosts() -> None:
+    from desktop.server.auth import allowed_hosts, is_loopback
+
+    loop = allowed_hosts("127.0.0.1", 8080)
+    assert loop == {"localhost:8080", "127.0.0.1:8080", "[::1]:8080"}
+    assert allowed_hosts("::1", 80) >= {"[::1]", "localhost", "[::1]:80"}
+    everywhere = allowed_hosts("0.0.0.0", 8080)
+    assert loop < everywhere and "evil.example:8080" not in everywhere
+    one = allowed_hosts("192.0.2.7", 9000)
+    assert "192.0.2.7:9000" in one and "localhost:9000" not in one
+    assert is_loopback("localhost") and is_loopback("127.0.0.5") and is_loopback("[::1]")
+    assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
