@@ -3,6 +3,7 @@ Yesterday, Previous 7 days, Older), with search, keyboard actions and a busy mar
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -20,10 +21,8 @@ from PySide6.QtGui import (
     QFont,
     QIcon,
     QKeyEvent,
-    QKeySequence,
     QPainter,
     QPixmap,
-    QShortcut,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -159,6 +158,26 @@ class SearchField(QLineEdit):
         super().keyPressEvent(event)
 
 
+class ChatList(QListView):
+    """The list of chats. Keys on it: Delete deletes (after asking), F2 renames; on macOS
+    Backspace deletes as in Finder."""
+
+    key_pressed = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_actions: dict[Qt.Key, Any] = {}
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key = Qt.Key(event.key())
+        if key == Qt.Key.Key_Backspace and sys.platform == "darwin":
+            key = Qt.Key.Key_Delete
+        if key in self.key_actions and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            self.key_pressed.emit(int(key.value))
+            return
+        super().keyPressEvent(event)
+
+
 class Sidebar(QWidget):
     new_requested = Signal()
     selected = Signal(int)
@@ -185,7 +204,7 @@ class Sidebar(QWidget):
         self.search.textChanged.connect(self.search_changed.emit)
         layout.addWidget(self.search)
         self.model = ConversationListModel()
-        self.view = QListView()
+        self.view = ChatList()
         self.view.setModel(self.model)
         self.view.setAccessibleName("Chats")
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -203,12 +222,9 @@ class Sidebar(QWidget):
         self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.empty_label.hide()
         layout.addWidget(self.empty_label, 1)
-        # Keys on the list: Delete deletes (after asking), F2 renames.
-        for key, signal in ((QKeySequence.StandardKey.Delete, self.delete_requested),
-                            (QKeySequence(Qt.Key.Key_F2), self.rename_requested)):
-            shortcut = QShortcut(key, self.view)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(lambda s=signal: self._emit_current(s))
+        self.view.key_actions = {Qt.Key.Key_Delete: self.delete_requested,
+                                 Qt.Key.Key_F2: self.rename_requested}
+        self.view.key_pressed.connect(self._emit_current)
         self.setMinimumWidth(150)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -240,6 +256,8 @@ class Sidebar(QWidget):
         return int(value) if value is not None else None
 
     def _emit_current(self, signal: Any) -> None:
+        if isinstance(signal, int):  # a key from ChatList
+            signal = self.view.key_actions[Qt.Key(signal)]
         conversation_id = self.current_id()
         if conversation_id is not None:
             signal.emit(conversation_id)
