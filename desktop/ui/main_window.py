@@ -268,8 +268,16 @@ class MainWindow(QMainWindow):
     def _describe_model(self, prefix: str = "") -> None:
         path = self.ctx.settings.get("last_model")
         entry = self.ctx.library.find(path) if path else None
+        if entry is None and path:
+            # Chosen elsewhere (CLI, settings) and joining the library in the background.
+            self.model_status.show_text(prefix or f"{Path(path).name}: loads when you send "
+                                        "a message.")
+            return
         if entry is None:
-            self.model_status.show_text(prefix or "No model chosen.")
+            # Until the library has been read off-thread, say nothing rather than flash
+            # "no model" on a first run whose starter model is being registered.
+            known = self.start_panel.view is not None
+            self.model_status.show_text(prefix or ("No model chosen." if known else ""))
             return
         notes = [prefix] if prefix else []
         model = self.service.model

@@ -75,9 +75,12 @@ def discard_if_empty(ctx: AppContext, conversation_id: int) -> bool:
             return False
     except HearthError:
         return False
-    for collection in ctx.documents.collections(include_chat=True):
-        if collection.get("conversation_id") == conversation_id:
-            ctx.documents.delete_collection(collection["id"])
+    own = [c["id"] for c in ctx.documents.collections(include_chat=True)
+           if c.get("conversation_id") == conversation_id]
+    if any(ctx.indexer.busy_with(cid) for cid in own):
+        return False  # files dropped on it are still being read: the user is not done
+    for cid in own:
+        ctx.documents.delete_collection(cid)
     ctx.chats.delete_conversation(conversation_id)
     return True
 
