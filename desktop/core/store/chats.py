@@ -47,6 +47,14 @@ class Message:
     parent_id: int | None = None  # the message before this one on its branch (schema 5)
     reasoning: str | None = None  # a reasoning model's thinking, kept apart (schema 6)
     reasoning_s: float | None = None
+    # Not a column: the ids of this message's versions (its siblings: same parent), oldest
+    # first, this one included. Filled by ChatStore.messages(); one id means no other version.
+    versions: list[int] = field(default_factory=list)
+
+    @property
+    def version(self) -> int:
+        """This message's place among its versions, from 1 (the ‹ 2/3 › of the window)."""
+        return self.versions.index(self.id) + 1 if self.id in self.versions else 1
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -70,6 +78,25 @@ def _conversation(row: Any) -> Conversation:
 
 def _message(row: Any) -> Message:
     return Message(**{key: row[key] for key in row.keys()})
+
+
+def _branch(parents: dict[int, int | None], leaf: int | None) -> list[int]:
+    """The ids from the root down to `leaf`, following parent links."""
+    path: list[int] = []
+    node = leaf
+    while node is not None and node in parents and len(path) <= len(parents):
+        path.append(node)  # the length bound stops a (corrupt) parent cycle
+        node = parents[node]
+    path.reverse()
+    return path
+
+
+def _children(parents: dict[int, int | None]) -> dict[int | None, list[int]]:
+    """Each message's children (its next messages, one per version), oldest first."""
+    children: dict[int | None, list[int]] = {}
+    for message_id in sorted(parents):
+        children.setdefault(parents[message_id], []).append(message_id)
+    return children
 
 
 def title_from(text: str, limit: int = 60) -> str:
@@ -165,7 +192,9 @@ class ChatStore:
     ) -> Message:
         now = time.time()
         with self.db.lock:
-            # A new message continues the branch on screen (schema 5's message tree).
+            # A new message continues the branch on screen (schema 5's message tree): its
+            # parent is the current leaf, and it becomes the leaf. Regenerate and edit move the
+            # leaf back first (set_leaf), so the new message is a sibling: another version.
             cur = self.db.execute(
                 "INSERT INTO messages(conversation_id, role, content, state, created_at,"
                 " finished_at, writer_pid, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?,"
@@ -185,13 +214,78 @@ class ChatStore:
         rows = self.db.query("SELECT * FROM messages WHERE id = ?", (message_id,))
         if not rows:
             raise NotFound(f"There is no message {message_id}.")
-        return _message(rows[0])
+        message = _message(rows[0])
+        siblings = self.db.query(
+            "SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS ? ORDER BY id",
+            (message.conversation_id, message.parent_id))
+        message.versions = [r["id"] for r in siblings]
+        return message
+
+    def _tree(self, conversation_id: int) -> tuple[dict[int, int | None], int | None]:
+        """Every message's parent in this conversation, and the leaf of the branch on screen."""
+        with self.db.lock:
+            rows = self.db.query("SELECT id, parent_id FROM messages WHERE conversation_id = ?",
+                                 (conversation_id,))
+            leaf = self.db.query("SELECT current_leaf_id FROM conversations WHERE id = ?",
+                                 (conversation_id,))
+        parents = {r["id"]: r["parent_id"] for r in rows}
+        current = leaf[0]["current_leaf_id"] if leaf else None
+        if current not in parents:
+            # No leaf recorded (an empty chat) or a leaf that is gone: the newest message.
+            current = max(parents) if parents else None
+        return parents, current
+
+    def branch_ids(self, conversation_id: int) -> list[int]:
+        """The ids of the branch on screen, first message first."""
+        return _branch(*self._tree(conversation_id))
 
     def messages(self, conversation_id: int) -> list[Message]:
+        """The branch on screen (the active versions), first message first, each with the ids
+        of its versions. Other versions stay stored; `select_version` brings one back."""
+        parents, leaf = self._tree(conversation_id)
+        path = _branch(parents, leaf)
+        if not path:
+            return []
+        children = _children(parents)
+        marks = ",".join("?" * len(path))
+        rows = {r["id"]: r for r in self.db.query(
+            f"SELECT * FROM messages WHERE id IN ({marks})", tuple(path))}
+        out = []
+        for message_id in path:
+            message = _message(rows[message_id])
+            message.versions = children.get(message.parent_id, [message_id])
+            out.append(message)
+        return out
+
+    def all_messages(self, conversation_id: int) -> list[Message]:
+        """Every stored message of a conversation, all versions, oldest first."""
         rows = self.db.query(
-            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,)
-        )
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))
         return [_message(r) for r in rows]
+
+    def set_leaf(self, conversation_id: int, message_id: int | None) -> None:
+        """Make `message_id` the end of the branch on screen (None: before the first message),
+        so the next add_message starts a new version after it."""
+        self.db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                        (message_id, conversation_id))
+
+    def select_version(self, conversation_id: int, message_id: int) -> list[Message]:
+        """Show version `message_id`: the branch through it, continued by its most recent
+        descendant leaf (the last reply written under that version). Returns the new branch."""
+        parents, _ = self._tree(conversation_id)
+        if message_id not in parents:
+            raise NotFound(f"There is no message {message_id} in conversation {conversation_id}.")
+        children = _children(parents)
+        leaves, stack = [], [message_id]
+        while stack:
+            node = stack.pop()
+            below = children.get(node, [])
+            if below:
+                stack.extend(below)
+            else:
+                leaves.append(node)
+        self.set_leaf(conversation_id, max(leaves))
+        return self.messages(conversation_id)
 
     def set_context(self, message_id: int, context: str | None,
                     sources: list[dict[str, Any]]) -> None:
@@ -223,15 +317,22 @@ class ChatStore:
                         "writer_pid = ? WHERE id = ?", (os.getpid(), message_id))
 
     def delete_messages_from(self, conversation_id: int, message_id: int) -> None:
-        """Drop a message and everything after it (regenerate, edit-and-resend)."""
+        """Drop a message and everything written after it on any branch below it; the branch
+        on screen then ends at its parent."""
         with self.db.lock:
-            self.db.execute(
-                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
-                (conversation_id, message_id),
-            )
-            self.db.execute(
-                "UPDATE conversations SET current_leaf_id = (SELECT MAX(id) FROM messages"
-                " WHERE conversation_id = ?) WHERE id = ?", (conversation_id, conversation_id))
+            parents, leaf = self._tree(conversation_id)
+            if message_id not in parents:
+                return
+            children = _children(parents)
+            doomed, stack = [], [message_id]
+            while stack:
+                node = stack.pop()
+                doomed.append(node)
+                stack.extend(children.get(node, []))
+            marks = ",".join("?" * len(doomed))
+            self.db.execute(f"DELETE FROM messages WHERE id IN ({marks})", tuple(doomed))
+            if leaf in doomed:
+                self.set_leaf(conversation_id, parents[message_id])
 
     def mark_interrupted(self) -> int:
         """At start-up: replies that were streaming when their writer died become `interrupted`.
