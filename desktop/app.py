@@ -69,13 +69,14 @@ def run_gui(args: argparse.Namespace) -> int:
     if getattr(args, "self_test", False):
         from desktop.self_test import run_self_test
 
-        return run_self_test(getattr(args, "model", None))
+        # The self-test gets the app's builders instead of importing this module (no circle).
+        return run_self_test(getattr(args, "model", None), create_app, build_window)
     app = create_app()
     window = build_window(paths.data_dir(args.data_dir))
     install_excepthooks(window)
     window.show()
     if os.environ.get("HEARTH_STARTUP_PROBE"):
-        from desktop.bench_ui import startup_probe
+        from desktop.startup_probe import startup_probe
 
         startup_probe(window)
     code = app.exec()

@@ -126,23 +126,3 @@ def bench_startup(repeats: int = 3) -> dict[str, Any]:
         "idle_rss_mb": statistics.median(r["idle_rss_mb"] for r in runs),
         "runs": len(runs),
     }
-
-
-def startup_probe(window: Any) -> None:
-    """Inside the app (HEARTH_STARTUP_PROBE=1): report when the window is up, then quit."""
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    def shown() -> None:
-        shown_at = time.time()
-
-        def idle() -> None:
-            import psutil
-
-            rss = psutil.Process().memory_info().rss / 1e6
-            print(json.dumps({"shown_at": shown_at, "idle_rss_mb": rss}), flush=True)
-            QApplication.quit()
-
-        QTimer.singleShot(2000, idle)  # idle memory, after the event loop settles
-
-    QTimer.singleShot(0, shown)  # runs once the event loop is up and the window painted

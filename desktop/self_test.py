@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def run_self_test(model: str | None, timeout_s: float = 180.0) -> int:
+def run_self_test(model: str | None, create_app: Callable[[], Any],
+                  build_window: Callable[[Path], Any], timeout_s: float = 180.0) -> int:
+    """`create_app` and `build_window` are desktop.app's (passed in: app.py calls this, and
+    importing it back would be an import circle)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication
 
-    from desktop.app import build_window, create_app
     from desktop.core.store.chats import ChatStore
     from desktop.core.store.db import Database
 

@@ -203,17 +203,13 @@ class MainWindow(QMainWindow):
         width = int(self.ctx.settings.get("sidebar_width") or 0)
         self.splitter.setSizes([width or 230, max(400, self.width() - (width or 230))])
         self.refresh_models()
-        model = self.ctx.settings.get("last_model")
-        if model and self.ctx.library.find(model) is None and Path(model).is_file():
-            # A model chosen elsewhere (CLI, settings) joins the library; header read off-thread.
-            run_in_background(self.ctx.library.add, model,
-                              on_done=lambda _: self.refresh_models(), on_error=self.show_error)
+        run_in_background(chats.adopt_chosen_model, self.ctx,
+                          on_done=lambda added: self.refresh_models() if added else None,
+                          on_error=self.show_error)
         last = self.ctx.settings.get("last_conversation")
         self.refresh_conversations()
         if last in [c.id for c in self.sidebar.model.items]:
             self.open_conversation(last)
-        if any(c["watch"] for c in self.ctx.documents.collections()):
-            self.documents_page_instance()  # its folder watcher runs while the app runs
         self._paused_downloads()
         # What the empty area offers is decided once the library is read (and on a first run
         # the starter model registered), off the GUI thread: no "no model yet" flash.
@@ -267,7 +263,7 @@ class MainWindow(QMainWindow):
 
     def _describe_model(self, prefix: str = "") -> None:
         path = self.ctx.settings.get("last_model")
-        entry = self.ctx.library.find(path) if path else None
+        entry = chats.model_entry(self.ctx, path)
         if entry is None and path:
             # Chosen elsewhere (CLI, settings) and joining the library in the background.
             self.model_status.show_text(prefix or f"{Path(path).name}: loads when you send "

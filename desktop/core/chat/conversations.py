@@ -196,6 +196,20 @@ def chat_models(ctx: AppContext) -> list[ModelEntry]:
     return [e for e in ctx.library.list() if not e.is_embedding]
 
 
+def model_entry(ctx: AppContext, path: str | None) -> ModelEntry | None:
+    return ctx.library.find(path) if path else None
+
+
+def adopt_chosen_model(ctx: AppContext) -> bool:
+    """A model chosen elsewhere (CLI, settings) joins the library; reads the file's header,
+    so call it off the GUI thread. True if it was added."""
+    path = ctx.settings.get("last_model")
+    if not path or ctx.library.find(path) is not None or not Path(path).is_file():
+        return False
+    ctx.library.add(path)
+    return True
+
+
 def choose_default_model(ctx: AppContext, models: list[ModelEntry]) -> str | None:
     """The chosen model, or, with none chosen yet (right after the first download), the
     newest chat model, which is then remembered."""
