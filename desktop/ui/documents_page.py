@@ -43,7 +43,7 @@ from desktop.ui import theme
 from desktop.ui.bridge import app_signals
 from desktop.ui.file_drop import FileDropTarget
 from desktop.ui.tasks import run_in_background
-from desktop.ui.widgets import StatusLine, button, item, make_table, retone
+from desktop.ui.widgets import THEME_EVENTS, StatusLine, button, item, make_table, retone
 
 OTHER = "__other__"
 NONE = "__none__"
@@ -111,10 +111,12 @@ class DocumentsPage(FileDropTarget, QDialog):
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.embed_box.setMinimumContentsLength(16)
         self.embed_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.embed_box.setMaximumWidth(520)  # a name, not a banner, on a wide window
         self.embed_box.activated.connect(self._embed_chosen)
         embed_label.setBuddy(self.embed_box)
         embed_row.addWidget(embed_label)
         embed_row.addWidget(self.embed_box, 1)
+        embed_row.addStretch(0)
         layout.addLayout(embed_row)
         self.embed_note = StatusLine("Embedding model note")
         layout.addWidget(self.embed_note)
@@ -191,7 +193,7 @@ class DocumentsPage(FileDropTarget, QDialog):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:
+        if event.type() in THEME_EVENTS:
             retone(self)  # failed files stay readable after a theme switch
 
     # --- embedding model -------------------------------------------------------------

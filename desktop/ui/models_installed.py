@@ -78,9 +78,12 @@ class InstalledTab(QWidget):
         self.entries = entries
         self.page.recommended.mark_installed(entries)
         self.table.setRowCount(len(entries))
+        names = [e.name for e in entries]
         for row, e in enumerate(entries):
             m = e.metadata
-            values = {"Model": e.name, "Quant": m.get("quantization", "?"),
+            # Two files of one model (say, two copies) are told apart by their file names.
+            shown = e.name if names.count(e.name) == 1 else f"{e.name} ({Path(e.path).name})"
+            values = {"Model": shown, "Quant": m.get("quantization", "?"),
                       "Size": size_text(int(m.get("file_size", 0))),
                       "Context": str(m.get("context_length") or "?"),
                       "Architecture": m.get("architecture", "?"),

@@ -23,7 +23,7 @@ from desktop.ui.models_installed import InstalledTab
 from desktop.ui.models_recommended import RecommendedTab
 from desktop.ui.models_search import SearchTab
 from desktop.ui.tasks import run_in_background
-from desktop.ui.widgets import StatusLine, retone, size_text
+from desktop.ui.widgets import THEME_EVENTS, StatusLine, retone, size_text
 
 RECOMMENDED, SEARCH, INSTALLED, DOWNLOADS = range(4)
 
@@ -65,7 +65,7 @@ class ModelsPage(QDialog):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:
+        if event.type() in THEME_EVENTS:
             retone(self)  # fit labels and errors stay readable after a theme switch
 
     @property

@@ -131,6 +131,9 @@ class SettingsDialog(QDialog):
             self.api_server.setChecked(bool(s.get(API_SERVER_KEY)))
             form.addRow("API server", self.api_server)
 
+        for field in (self.theme_box, self.n_ctx, self.gpu_layers, self.kv_ram, self.kv_disk):
+            if field is not None:
+                field.setMaximumWidth(320)  # a value, not a banner, when the dialog is wide
         self.status = StatusLine("Settings status")
         layout.addWidget(self.status)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok

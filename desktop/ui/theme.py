@@ -63,16 +63,14 @@ def tone(name: str, palette: QPalette | None = None) -> QColor:
 
 
 def set_text_tone(widget: QWidget, name: str | None) -> None:
-    """Colour a label's text with a tone through its palette (None: the normal text colour),
-    so the colour follows the theme and a test can read it back."""
+    """Colour a label's text with a tone (None: the normal text colour again). Done with a
+    one-rule style sheet, which Qt turns into the widget's palette: an explicit palette would
+    be lost when the app's style sheet changes with the theme. Call it again after a theme
+    switch (StatusLine does, on ApplicationPaletteChange)."""
     if name is None:
-        widget.setPalette(QPalette())  # nothing of its own: it follows the app's palette again
+        widget.setStyleSheet("")
         return
-    palette = QPalette()
-    color = tone(name, QApplication.palette())
-    palette.setColor(QPalette.ColorRole.WindowText, color)
-    palette.setColor(QPalette.ColorRole.Text, color)
-    widget.setPalette(palette)
+    widget.setStyleSheet(f"color: {tone(name, QApplication.palette()).name()}")
 
 
 def _palette(dark: bool) -> QPalette:
@@ -101,6 +99,15 @@ def _palette(dark: bool) -> QPalette:
     return palette
 
 
+_DARK_MARK = "\n/* hearth dark theme */\n"
+_DARK_SHEET = """
+QCheckBox::indicator { width: 13px; height: 13px; border: 1px solid #9aa0a6;
+                       border-radius: 3px; background: #2a2c30; }
+QCheckBox::indicator:checked { background: #8ab4f8; border-color: #8ab4f8; }
+QCheckBox::indicator:disabled { border-color: #5f6368; }
+"""
+
+
 def palette_for(mode: str) -> QPalette:
     """The palette of a theme: "light", "dark", or "system" (the platform's own)."""
     if mode in ("light", "dark"):
@@ -125,6 +132,9 @@ def apply_theme(mode: str, app: QApplication | None = None) -> None:
     else:
         app.setStyle("Fusion")
     app.setPalette(palette_for(mode))
+    sheet = app.styleSheet().split(_DARK_MARK)[0]
+    # Fusion draws check boxes with an outline darker than the window: invisible on dark.
+    app.setStyleSheet(sheet + (_DARK_MARK + _DARK_SHEET if mode == "dark" else ""))
 
 
 def is_dark(palette: QPalette | None = None) -> bool:

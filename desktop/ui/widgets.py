@@ -26,6 +26,10 @@ from PySide6.QtWidgets import (
 
 from desktop.ui import theme
 
+# What a widget receives when the app's theme changes (Qt sends PaletteChange to widgets,
+# not ApplicationPaletteChange, once a style sheet is in use).
+THEME_EVENTS = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange,
+                QEvent.Type.StyleChange)
 TONE_ROLE = Qt.ItemDataRole.UserRole + 7  # which tone a cell has, to recolour it on a theme change
 
 
@@ -155,8 +159,12 @@ class StatusLine(QLabel):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.ApplicationPaletteChange and self.tone:
-            theme.set_text_tone(self, self.tone)  # the tone for the new theme's background
+        if event.type() in THEME_EVENTS and self.tone:
+            # The tone for the new theme's background (setting it again is a no-op, so the
+            # change events this causes end here).
+            wanted = theme.tone(self.tone).name()
+            if wanted not in self.styleSheet():
+                theme.set_text_tone(self, self.tone)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

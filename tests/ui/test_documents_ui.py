@@ -61,7 +61,9 @@ def test_collection_chat_with_sources_and_dropped_files(qtbot, data_dir: Path, t
         drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime,
                           Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
         window.dropEvent(drop)  # the file manager drops the note onto the chat
-        qtbot.waitUntil(lambda: "Ready" in window.chat_view.notice.text(), timeout=60_000)
+        # Its chip says when the file is read (the app's indexer reads it for this chat).
+        qtbot.waitUntil(lambda: [c.state for c in window.file_chips.chips] == ["ready"],
+                        timeout=60_000)
         assert "files dropped here" in window.sources_button.text()
         window.send("When does the ferry leave?")
         qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
