@@ -154,9 +154,18 @@ def binding_templates_off() -> Iterator[None]:
         formats.Jinja2ChatFormatter = original  # type: ignore[misc]
 
 
-def open_model(path: str, **kwargs: Any) -> llama_cpp.Llama:
-    """llama_cpp.Llama with Hearth's safe defaults (used by the worker and the bench reference)."""
-    overrides = {"use_extra_bufts": False} if amx_kernels_compiled() else {}
+def open_model(path: str, on_progress: Callable[[float], None] | None = None,
+               **kwargs: Any) -> llama_cpp.Llama:
+    """llama_cpp.Llama with Hearth's safe defaults (used by the worker and the bench reference).
+    `on_progress` hears llama.cpp's load progress (0 to 1), so a window can show it."""
+    overrides: dict[str, Any] = {"use_extra_bufts": False} if amx_kernels_compiled() else {}
+    if on_progress is not None:
+        def progress(value: float, _user: Any) -> bool:
+            on_progress(float(value))
+            return True  # False would abort the load
+
+        # Kept referenced by `overrides` until the load returns (ctypes must not free it).
+        overrides["progress_callback"] = llama_cpp.llama_progress_callback(progress)
     with model_params_override(**overrides), binding_templates_off():
         return llama_cpp.Llama(model_path=path, **kwargs)
 
@@ -168,8 +177,11 @@ class Decoder:
         self.ctx = ctx
         self.n_batch = n_batch
 
-    def decode(self, tokens: list[int]) -> None:
+    def decode(self, tokens: list[int],
+               on_batch: Callable[[int, int], None] | None = None) -> None:
         for start in range(0, len(tokens), self.n_batch):
+            if on_batch is not None:
+                on_batch(start, len(tokens))  # tokens read so far, of all: prompt progress
             chunk = tokens[start:start + self.n_batch]
             array = (llama_cpp.llama_token * len(chunk))(*chunk)
             rc = llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(array, len(chunk)))
@@ -242,9 +254,18 @@ class Runner:
             self.cache_tokens = []
             self.replies.clear()
             self.part_tokens.clear()
+        shown = [-1]
+
+        def loading(value: float) -> None:
+            percent = int(value * 100)
+            if percent > shown[0]:  # llama.cpp calls this per tensor: one event per percent
+                shown[0] = percent
+                emit("progress", stage="load", done=percent, total=100)
+
         try:
             llm = open_model(
                 str(path),
+                on_progress=loading,
                 n_ctx=n_ctx,
                 n_batch=int(msg.get("n_batch") or 512),
                 n_ubatch=int(msg.get("n_batch") or 512),
@@ -337,7 +358,8 @@ class Runner:
                 self.replies.popitem(last=False)
 
     # --- generate ----------------------------------------------------------------------
-    def prepare(self, prompt: list[int]) -> int:
+    def prepare(self, prompt: list[int],
+                on_batch: Callable[[int, int], None] | None = None) -> int:
         """Bring the KV cache to `prompt`, reusing the common prefix; returns cached count."""
         llm = self._model()
         ctx = llm.ctx
@@ -358,7 +380,7 @@ class Runner:
             llama_cpp.llama_memory_clear(mem, True)
             common = 0
         self.cache_tokens = self.cache_tokens[:common]
-        Decoder(ctx, llm.n_batch).decode(prompt[common:])
+        Decoder(ctx, llm.n_batch).decode(prompt[common:], on_batch)
         self.cache_tokens.extend(prompt[common:])
         return common
 
@@ -407,7 +429,13 @@ class Runner:
                               "(Models → Installed → Defaults for this model, or --ctx).")
         max_tokens = int(params.get("max_tokens") or 0) or n_ctx
         max_tokens = min(max_tokens, n_ctx - len(prompt))
-        cached = self.prepare(prompt)
+        # A long prompt takes seconds to read: say how far it is (one event per batch, only
+        # for prompts of more than one batch).
+        def reading(done: int, total: int) -> None:
+            if total > llm.n_batch:
+                emit("progress", stage="prompt", done=done, total=total)
+
+        cached = self.prepare(prompt, reading)
         prefill_done = time.perf_counter()
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)

@@ -37,6 +37,9 @@ from desktop.core.store.chats import Conversation, Message, title_from
 FLUSH_S = 0.5
 EXCERPT_SHARE = 0.4  # at most this share of the context goes to document excerpts
 TextCallback = Callable[[str], None]
+# (stage, done, total): "load" in percent while the model loads, "prompt" in tokens while a
+# long prompt is read, before the first token.
+ProgressCallback = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -65,6 +68,7 @@ class ChatService:
         self._stop_requested = threading.Event()
         self._token_counts: dict[tuple[str, int, int], int] = {}
         self.context_start: dict[int, int | None] = {}  # conversation -> first message in context
+        self.on_progress: ProgressCallback | None = None  # the window shows it in the reply
 
     # --- model ---------------------------------------------------------------------
     def load_model(self, path: str | Path, *, n_ctx: int | None = None,
@@ -103,7 +107,7 @@ class ChatService:
         # Before llama.cpp sees the file: a hostile template is refused here.
         fmt, note = usable_format(info.architecture, info.special_tokens, info.chat_template,
                                   **tokens)
-        loaded = self.ctx.engine.load(options)["info"]
+        loaded = self.ctx.engine.load(options, self._progress)["info"]
         if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
             plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
         too_large = too_large_warning(info, n_ctx, memory)
@@ -126,6 +130,11 @@ class ChatService:
                 "document search and cannot chat. Choose a chat model here, and use this one "
                 "as the embedding model in Documents.")
         return info
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        if self.on_progress is not None:
+            self.on_progress(str(event.get("stage")), int(event.get("done") or 0),
+                             int(event.get("total") or 0))
 
     def _require_model(self, conversation: Conversation) -> ModelState:
         path = conversation.model_path or self.ctx.settings.get("last_model")
@@ -388,6 +397,7 @@ class ChatService:
         flushed_at = time.monotonic()
         try:
             generation = self.ctx.engine.generate(parts, params)
+            generation.on_progress = self._progress
             self._generation = generation
             if self._stop_requested.is_set():
                 generation.cancel()

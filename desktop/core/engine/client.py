@@ -18,7 +18,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,9 @@ class Generation:
     text: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None
+    # Hears the worker's `progress` events (reading a long prompt: stage "prompt", done and
+    # total tokens) before the first token; set it before iterating.
+    on_progress: Callable[[dict[str, Any]], None] | None = None
     _cancel_at: float | None = None
 
     def cancel(self) -> None:
@@ -95,6 +98,9 @@ class Generation:
                 yield reasoning, event["text"]
             elif kind == "done":
                 self.result = event
+            elif kind == "progress":
+                if self.on_progress is not None:
+                    self.on_progress(event)
             elif kind == "error":
                 self.client._forget(self.request_id)
                 raise self.client._error_from(event)
@@ -248,17 +254,23 @@ class EngineClient:
         return kind(event.get("message", "The model reported an error."),
                     details=event.get("details", ""))
 
-    def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, message: dict[str, Any],
+              on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         request_id, events = self._open(message)
         try:
             event = events.get()
+            while event["event"] == "progress":  # a long load reports how far it is
+                if on_progress is not None:
+                    on_progress(event)
+                event = events.get()
         finally:
             self._forget(request_id)
         if event["event"] == "error":
             raise self._error_from(event)
         return event
 
-    def load(self, options: LoadOptions) -> dict[str, Any]:
+    def load(self, options: LoadOptions,
+             on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Load a chat model, or with `embedding=True` the embedding model beside it (each
         replaces the previous one of its kind); returns the worker's `loaded` event.
 
@@ -273,7 +285,7 @@ class EngineClient:
                 else:
                     self._load_options = None
             try:
-                event = self._call({"op": "load", **options.request()})
+                event = self._call({"op": "load", **options.request()}, on_progress)
             except BaseException:
                 # A failed load must not be retried after a respawn.
                 if options.embedding:
