@@ -53,6 +53,8 @@ class SearchTab(QWidget):
                                 {0: 280, 1: 70, 2: 80, 3: 150}, prose=(4,))
         column.addWidget(self.files, 2)
         self.status = StatusLine("Search status")
+        self.status.show_text("Search the Hugging Face Hub for GGUF models, then pick a file. "
+                              "Nothing leaves this computer until you press Search.")
         column.addWidget(self.status)
         button_row(column, [("Download selected file", self.download_selected)],
                    align_right=True)

@@ -47,12 +47,49 @@ def _save(widget: QWidget, out_dir: Path, name: str, written: list[Path]) -> Non
     written.append(path)
 
 
+SAMPLE_DOCUMENTS = {
+    "handbook.md": "# Staff handbook\n\nStaff get 25 days of paid vacation a year.\n\n"
+                   "## Travel\n\nBook trains in second class; flights need approval.\n",
+    "meeting-notes.txt": "Meeting notes, 3 March\n\nThe launch moves to May. Anna owns the "
+                         "press kit; Tom checks the translations.\n",
+    "broken.pdf": "%PDF-1.4 this is not really a PDF",
+}
+SAMPLE_DOWNLOAD = {"repo": "bartowski/Llama-3.2-3B-Instruct-GGUF",
+                   "model": {"name": "Llama-3.2-3B-Instruct-Q4_K_M.gguf",
+                             "files": ["Llama-3.2-3B-Instruct-Q4_K_M.gguf"],
+                             "size": 2_019_377_696, "sha256": {}, "quant": "Q4_K_M",
+                             "sizes": {"Llama-3.2-3B-Instruct-Q4_K_M.gguf": 2_019_377_696},
+                             "revision": "main"}}
+
+
+def add_sample_content(ctx: AppContext, data_dir: Path) -> None:
+    """Something to look at on a fresh profile: a small indexed collection (one file fails,
+    as files do) and a download left paused by an earlier run. Only where there is none."""
+    import json
+
+    from desktop import paths
+
+    if ctx._downloads is None and not paths.downloads_path(ctx.data_dir).exists():
+        # Restored like any download an earlier run left unfinished: paused, no network call.
+        paths.downloads_path(ctx.data_dir).write_text(json.dumps([SAMPLE_DOWNLOAD]),
+                                                      encoding="utf-8")
+    if not ctx.documents.collections():
+        folder = data_dir / "sample-documents"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in SAMPLE_DOCUMENTS.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        collection = ctx.documents.create_collection("Company handbook and meeting notes")
+        ctx.documents.add_paths(collection, [str(folder)], limits=ctx.index_limits())
+
+
 def render_models_screens(out_dir: Path | str, app_context: AppContext,
-                          hub_query: str | None = None, select: dict[str, int] | None = None
-                          ) -> list[Path]:
+                          data_dir: Path | None = None, hub_query: str | None = None,
+                          select: dict[str, int] | None = None) -> list[Path]:
     """Write models-<tab>, documents, settings and about PNGs for each size and theme into
-    `out_dir`; returns the files written. With `hub_query`, the Search tab shows a real search
-    (point HF_ENDPOINT at a Hub first). `select` picks table rows to show selected, by tab."""
+    `out_dir`; returns the files written. With `data_dir` (a scratch folder), a fresh profile
+    gets sample content first (add_sample_content). With `hub_query`, the Search tab shows a
+    real search (point HF_ENDPOINT at a Hub first). `select` picks table rows to show
+    selected, by tab."""
     from desktop.ui.about_dialog import AboutDialog
     from desktop.ui.documents_page import DocumentsPage
     from desktop.ui.models_page import ModelsPage
@@ -64,6 +101,8 @@ def render_models_screens(out_dir: Path | str, app_context: AppContext,
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     select = select or {}
+    if data_dir is not None:
+        add_sample_content(app_context, Path(data_dir))
     try:
         for mode in MODES:
             theme.apply_theme(mode)
