@@ -45,10 +45,11 @@ def install_shortcuts(window: MainWindow) -> dict[str, QAction]:
 
 
 def focus_chain(window: MainWindow) -> list[QWidget]:
-    """Sidebar (new, search, list), toolbar, conversation, message box, Send, Stop."""
+    """Sidebar (new, search, list), toolbar, conversation, "Answer from", message box, Send,
+    Stop."""
     return [window.sidebar.new_button, window.sidebar.search, window.sidebar.view,
-            *window.toolbar.controls(), window.chat_view, window.composer,
-            window.send_button, window.stop_button]
+            *window.toolbar.controls(), window.chat_view, window.sources_button,
+            window.composer, window.send_button, window.stop_button]
 
 
 def set_focus_order(window: MainWindow) -> None:

@@ -92,7 +92,6 @@ class FileChips(QWidget):
         self.row.addStretch(1)
         self.chips: list[FileChip] = []
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.hide()
 
     def add(self, paths: list[str]) -> list[FileChip]:
         added = []
@@ -113,7 +112,7 @@ class FileChips(QWidget):
             chip.show()
         extra = len(self.chips) - 4
         self.more.setText(f"and {extra} more" if extra > 0 else "")
-        self.setVisible(bool(self.chips))
+        self.more.setVisible(extra > 0)
 
     def clear(self) -> None:
         for chip in self.chips:

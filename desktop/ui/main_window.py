@@ -177,7 +177,11 @@ class MainWindow(QMainWindow):
         column.addLayout(status_row)
         column.addWidget(self.stack, 1)
         column.addWidget(self.error_box)
-        column.addWidget(self.file_chips)
+        above_composer = QHBoxLayout()
+        above_composer.setContentsMargins(0, 0, 0, 0)
+        above_composer.addWidget(self.sources_button)
+        above_composer.addWidget(self.file_chips, 1)
+        column.addLayout(above_composer)
         column.addLayout(compose_row)
 
         self.splitter = QSplitter()
@@ -201,7 +205,8 @@ class MainWindow(QMainWindow):
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
         width = int(self.ctx.settings.get("sidebar_width") or 0)
-        self.splitter.setSizes([width or 230, max(400, self.width() - (width or 230))])
+        width = width or (230 if self.width() >= 1000 else 200)
+        self.splitter.setSizes([width, max(400, self.width() - width)])
         self.refresh_models()
         run_in_background(chats.adopt_chosen_model, self.ctx,
                           on_done=lambda added: self.refresh_models() if added else None,
@@ -210,6 +215,8 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         if last in [c.id for c in self.sidebar.model.items]:
             self.open_conversation(last)
+        else:
+            self._show_empty()
         self._paused_downloads()
         # What the empty area offers is decided once the library is read (and on a first run
         # the starter model registered), off the GUI thread: no "no model yet" flash.
@@ -420,6 +427,7 @@ class MainWindow(QMainWindow):
     def _show_empty(self) -> None:
         self.stack.setCurrentWidget(self.start_panel)
         self._update_meter([])
+        self.context_meter.hide()  # no chat, nothing used
 
     def _leave_current(self, next_id: int | None) -> None:
         """Before showing another chat: the reply view stops drawing (the reply goes on),
@@ -454,6 +462,7 @@ class MainWindow(QMainWindow):
             self.chat_view.set_messages(messages)
         self.stack.setCurrentWidget(self.chat_view)
         self._update_meter(messages)
+        self.context_meter.show()
         self._update_sources_button()
         self.refresh_conversations()
         interrupted = [m for m in messages if m.state == "interrupted"]
@@ -553,6 +562,7 @@ class MainWindow(QMainWindow):
             self.ctx.settings.set("last_conversation", conversation.id)
             self.chat_view.clear()
             self.stack.setCurrentWidget(self.chat_view)
+            self.context_meter.show()
             self.refresh_conversations()
         return self.current_id
 
@@ -798,6 +808,9 @@ class MainWindow(QMainWindow):
     # --- theme and closing -----------------------------------------------------------
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            # Back from the Models or Settings window: defaults saved there apply now.
+            self._check_reload()
         if event.type() == QEvent.Type.ApplicationPaletteChange:
             # Labels given a tone keep their colours; give them the new theme's.
             self.model_status.show_text(self.model_status.full_text(), self.model_status.tone)

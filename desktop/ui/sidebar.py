@@ -244,9 +244,9 @@ class Sidebar(QWidget):
             self.view.clearSelection()
             self.view.setCurrentIndex(QModelIndex())
         self.view.selectionModel().blockSignals(blocker)
-        empty = not items and bool(query)
+        empty = not items
         self.empty_label.setText(f"No chat matches “{query}”.\nEsc clears the search."
-                                 if empty else "")
+                                 if query else "Your chats will be listed here.")
         self.empty_label.setVisible(empty)
         self.view.setVisible(not empty)
 

@@ -13,6 +13,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QLabel,
     QMenu,
     QProgressBar,
     QPushButton,
@@ -85,27 +86,41 @@ class ElidedButton(QPushButton):
         painter.drawControl(QStyle.ControlElement.CE_PushButton, option)
 
 
-class ContextMeter(QProgressBar):
-    """How much of the model's context the chat uses; small, and never wider than asked."""
+class ContextMeter(QWidget):
+    """How much of the model's context the chat uses: the numbers in words beside a thin
+    bar (text drawn over the bar's fill was unreadable where the fill reached it)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Context used")
-        self.setFormat("%v / %m tokens")
         self.setToolTip("How much of the model's context this chat uses")
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.setTextVisible(True)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
+        self.label = QLabel()
+        self.label.setAccessibleName("Context used")
+        self.bar = QProgressBar()
+        self.bar.setObjectName("context-bar")
+        self.bar.setTextVisible(False)
+        self.bar.setFixedSize(60, 8)
+        self.bar.setAccessibleName("Context used")
+        row.addWidget(self.label)
+        row.addWidget(self.bar)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(170, super().sizeHint().height())
+    def value(self) -> int:
+        return self.bar.value()
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(90, super().minimumSizeHint().height())
+    def maximum(self) -> int:
+        return self.bar.maximum()
 
     def show_usage(self, used: int, n_ctx: int) -> None:
-        self.setMaximum(max(1, n_ctx))
-        self.setValue(min(used, n_ctx))
-        self.setAccessibleDescription(f"{min(used, n_ctx)} of {n_ctx} tokens")
+        used = min(used, n_ctx)
+        self.bar.setMaximum(max(1, n_ctx))
+        self.bar.setValue(used)
+        self.label.setText(f"{used:,} / {n_ctx:,} tokens")
+        self.setAccessibleDescription(f"{used} of {n_ctx} tokens")
+        self.bar.setAccessibleDescription(f"{used} of {n_ctx} tokens")
 
 
 class ChatToolbar(QWidget):
@@ -136,12 +151,15 @@ class ChatToolbar(QWidget):
                                             "System prompt and sampling for this chat")
         # The picker takes the room that is left (its names elide in the middle); the
         # buttons keep their whole labels until the window is very narrow.
+        self.model_box.setMaximumWidth(560)  # wide enough for whole names, not a banner
         row.addWidget(self.model_box, 1)
-        for button in (self.models_button, self.documents_button, self.sources_button,
-                       self.settings_button):
+        row.addStretch(0)
+        # "Answer from" sits by the message box (the window places it): what the next
+        # question is answered from belongs with the question, and leaves the picker room.
+        for button in (self.models_button, self.documents_button, self.settings_button):
             row.addWidget(button)
 
     def controls(self) -> list[QWidget]:
         """In focus order."""
         return [self.model_box, self.models_button, self.documents_button,
-                self.sources_button, self.settings_button]
+                self.settings_button]

@@ -101,7 +101,7 @@ def test_a_drop_shows_a_highlight_and_file_chips(qtbot, open_window, data_dir: P
     assert not window.drop_highlight.isVisible()
     chips = window.file_chips.chips
     assert [c.name for c in chips] == ["meeting notes.md", "gone.txt"]
-    assert window.file_chips.isVisible()
+    assert all(c.isVisible() for c in chips)
     assert "meeting notes.md" in chips[0].text() and "reading" in chips[0].text()
     qtbot.waitUntil(lambda: all(c.state != "reading…" for c in chips), timeout=60_000)
     assert chips[0].state == "ready"
@@ -110,4 +110,5 @@ def test_a_drop_shows_a_highlight_and_file_chips(qtbot, open_window, data_dir: P
     assert "files dropped here" in window.sources_button.text()
     # Another chat: its own (no) chips.
     window.new_chat()
-    assert window.file_chips.chips == [] and not window.file_chips.isVisible()
+    assert window.file_chips.chips == []
+    assert not chips[0].isVisible()
