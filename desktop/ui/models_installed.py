@@ -93,7 +93,7 @@ class InstalledTab(QWidget):
                       "Path": e.path}
             for name, value in values.items():
                 self.table.setItem(row, COLUMNS[name], item(value))
-            self.table.item(row, COLUMNS["Model"]).setToolTip(f"{e.name}\n{e.path}")
+            self.table.setItem(row, COLUMNS["Model"], item(shown, f"{e.name}\n{e.path}"))
             if e.exists:
                 fit_item, _ = self.page.judge.item(int(m.get("file_size", 0)),
                                                    m.get("quantization"), summary=m)

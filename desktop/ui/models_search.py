@@ -127,7 +127,8 @@ class SearchTab(QWidget):
         for row, model in enumerate(listing.models):
             if model.name == best:
                 cell = self.files.item(row, 0)
-                cell.setText("★ " + cell.text())
+                if cell is not None:
+                    cell.setText("★ " + cell.text())
                 self.files.selectRow(row)
         self.status.show_text(f"{len(listing.models)} GGUF models in {listing.summary['repo']}."
                               + (f" ★ marks the best that fits this machine: {best}." if best

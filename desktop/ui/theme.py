@@ -42,9 +42,10 @@ def readable(color: QColor | str, background: QColor, minimum: float = MIN_CONTR
     for _ in range(40):
         if contrast(result, background) >= minimum:
             return result
-        h, s, lightness, a = result.getHslF()
+        lightness = result.lightnessF()
         lightness = min(1.0, lightness + 0.04) if dark_background else max(0.0, lightness - 0.04)
-        result = QColor.fromHslF(max(h, 0.0), s, lightness, a)
+        result = QColor.fromHslF(max(result.hslHueF(), 0.0), result.hslSaturationF(),
+                                 lightness, result.alphaF())
     return QColor("white") if dark_background else QColor("black")
 
 

@@ -278,3 +278,21 @@ def test_theme_switches_the_whole_app(themed: None) -> None:
     assert theme.is_dark(QApplication.palette())
     theme.apply_theme("light")
     assert not theme.is_dark(QApplication.palette())
+
+
+def test_network_failures_are_told_in_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    from desktop.core.models.download import DownloadError, _reason
+    from desktop.core.models.download_queue import check_network
+
+    lookup = urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+    assert _reason(lookup) == "no network: the server's name cannot be looked up"
+    assert _reason(ConnectionRefusedError(111, "Connection refused")) == \
+        "the server refused the connection"
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(DownloadError) as refused:
+        check_network(kept=12_000_000)
+    assert "12 MB already downloaded are kept" in refused.value.message
+    assert "Errno" not in refused.value.message
+    assert "Connection refused" in refused.value.details  # kept for "copy details"
