@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import (
+    QAccessible,
+    QAccessibleAnnouncementEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -72,6 +78,7 @@ class MainWindow(QMainWindow):
         self._reload_pending = False
         self._error_details = ""
         self._error_kind: str | None = None
+        self.last_announcement = ""
         self.models_page: Any = None
         self.documents_page: Any = None
         self.setAcceptDrops(True)
@@ -767,8 +774,17 @@ class MainWindow(QMainWindow):
         self._describe_model()
         return finished
 
+    def announce(self, text: str) -> None:
+        """Tell screen readers (a polite announcement, as a chat app's "reply finished")."""
+        self.last_announcement = text
+        event = QAccessibleAnnouncementEvent(self.chat_view, text)
+        QAccessible.updateAccessibility(event)
+
     def _reply_done(self, message: Message) -> None:
         finished = self._finish()
+        title = chats.conversation(self.ctx, message.conversation_id).title or "the chat"
+        self.announce(f"Reply finished: {title}" if message.state == "done" else
+                      f"Reply stopped: {title}")
         on_screen = finished is not None and finished == self.current_id
         if on_screen:
             self.chat_view.end_stream(message)
@@ -823,8 +839,8 @@ class MainWindow(QMainWindow):
         elif self.current_id is not None and chats.discard_if_empty(self.ctx, self.current_id):
             self.current_id = None
         self._remember_sidebar()
-        self.ctx.settings.values["window_geometry"] = bytes(
-            self.saveGeometry().toBase64()).decode("ascii")
+        self.ctx.settings.values["window_geometry"] = \
+            self.saveGeometry().toBase64().data().decode("ascii")
         self.ctx.settings.values["last_conversation"] = self.current_id
         self.ctx.settings.save()
         super().closeEvent(event)

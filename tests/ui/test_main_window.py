@@ -58,6 +58,8 @@ def test_message_typed_in_window_streams_and_survives_reopen(qtbot, open_window,
     assert window.composer.isEnabled() and window.composer.toPlainText() == ""
     qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
     assert not window.error_box.isVisible(), window.error_label.text()
+    # Screen readers hear that the reply is finished.
+    assert window.last_announcement == "Reply finished: Hello, who are you?"
     assert len(pieces) >= 2, "the reply should arrive in several streamed pieces"
     widgets = window.chat_view.widgets
     assert [w.message.role for w in widgets] == ["user", "assistant"]
