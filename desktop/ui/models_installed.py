@@ -202,8 +202,11 @@ class InstalledTab(QWidget):
         if system:
             own["system_prompt"] = system
         self.ctx.library.set_settings(entry.path, own)
-        self.status.show_text(f"Saved defaults for {entry.name}. They apply the next time it "
-                              "loads.")
+        # The main window hears this and reloads the model now if it is the loaded one
+        # ("Reloading … with context 512…" in its status line).
+        self.page.signals.library_changed.emit()
+        self.status.show_text(f"Saved defaults for {entry.name}. If it is loaded, it reloads "
+                              "with them now.")
 
     # --- removing ------------------------------------------------------------------
     def remove(self) -> None:

@@ -80,9 +80,12 @@ def test_saved_model_defaults_reload_the_loaded_model(qtbot, open_window, data_d
     statuses: list[str] = []
     window.model_status.show_text = _recording(window.model_status.show_text, statuses)
 
-    # What the Models window does when the user saves "context 512" for this model.
-    window.ctx.library.set_settings(str(gemma_path), {"n_ctx": 512})
-    app_signals(window.ctx).library_changed.emit()
+    # The user saves "context 512" as this model's default in Models → Installed.
+    window.open_models()
+    installed = window.models_page.installed
+    entry = window.ctx.library.find(str(gemma_path))
+    installed.save_defaults(entry, "", {**window.ctx.app_defaults(), "n_ctx": 512})
+    assert "reloads" in installed.status.full_text()
     assert any("Reloading" in s and "context 512" in s for s in statuses), statuses
     assert not window.send_button.isEnabled()
     window.send("hello")  # while it reloads: said, not lost
