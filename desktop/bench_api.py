@@ -48,8 +48,11 @@ def bench_api(model: str, gen_tokens: int, repeats: int) -> dict[str, Any]:
                     for _ in range(repeats + 1):  # the first round warms up
                         conversation = service.new_conversation(settings=sampling)
                         stamps: list[float] = []
-                        reply = service.send(conversation.id, PROMPT, on_text=lambda _, s=stamps:
-                                             s.append(time.perf_counter()))
+
+                        def stamp(_: str, into: list[float] = stamps) -> None:
+                            into.append(time.perf_counter())
+
+                        reply = service.send(conversation.id, PROMPT, on_text=stamp)
                         chat_rate = _rate(stamps, reply.completion_tokens or 0)
                         api_stamps: list[float] = []
                         api_tokens = 0

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from desktop.core.chat import reasoning
 from desktop.core.chat.service import ModelState
 from desktop.core.chat.templates import alternate, fold_system, render_parts
 from desktop.core.engine.client import LoadOptions
@@ -104,7 +105,8 @@ def render_chat(model: ModelState, messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list.")
     system: list[str] = []
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
+    controls = reasoning.template_options(model.fmt.source)
     for message in messages:
         if not isinstance(message, dict):
             raise ApiError(400, "Each message must be an object with 'role' and 'content'.")
@@ -113,18 +115,27 @@ def render_chat(model: ModelState, messages: Any) -> list[dict[str, Any]]:
         if role in ("system", "developer"):
             system.append(text)
         elif role in ("user", "assistant"):
-            turns.append({"role": role, "content": text})
+            turn: dict[str, Any] = {"role": role, "content": text}
+            thought = message.get("reasoning_content")
+            # Earlier thinking goes back only to templates that read it, as in the chat service.
+            if role == "assistant" and controls["past_reasoning"] and isinstance(thought, str) \
+                    and thought:
+                turn["reasoning_content"] = thought
+            turns.append(turn)
         else:
             raise ApiError(400, f"The message role {role!r} is not supported "
                            "(use system, user or assistant).")
     turns = alternate([t for t in turns if t["content"]])
+    # A new chat's defaults: thinking on where the template has a switch.
+    options = {"enable_thinking": True} if controls["thinking_switch"] else {}
     instructions = "\n\n".join(s for s in system if s).strip()
     if not instructions:
-        return render_parts(model.fmt, turns)
+        return render_parts(model.fmt, turns, options=options)
     try:
-        return render_parts(model.fmt, [{"role": "system", "content": instructions}, *turns])
+        return render_parts(model.fmt, [{"role": "system", "content": instructions}, *turns],
+                            options=options)
     except TemplateRefused:
-        return render_parts(model.fmt, fold_system(instructions, turns))
+        return render_parts(model.fmt, fold_system(instructions, turns), options=options)
 
 
 # --- sampling ------------------------------------------------------------------------------
@@ -176,6 +187,10 @@ def sampling_params(backend: Backend, values: dict[str, Any], *, json_schema: An
         if not isinstance(json_schema, dict):
             raise ApiError(400, "The JSON schema must be an object.")
         params["json_schema"] = json_schema
+    fmt = reasoning.detect_format(backend.model.fmt.source,
+                                  frozenset(backend.model.info.special_tokens))
+    if fmt is not None:
+        params["reasoning_format"] = fmt  # the worker sends thinking apart from the answer
     # API conversations have no chat id: the worker keeps them in its live KV cache (session
     # None), and a window chat that was active has its state saved first.
     params["session"] = None
@@ -213,9 +228,11 @@ async def wait_job(request: Request, job: Job) -> Any:
 
 
 async def stream_job(backend: Backend, name: str, parts: list[dict[str, Any]],
-                     params: dict[str, Any]) -> AsyncIterator[str | dict[str, Any]]:
-    """Text pieces as the worker streams them, then the done event (a dict). If the consumer
-    stops early (the client disconnected and the response was cancelled), the job is too."""
+                     params: dict[str, Any]
+                     ) -> AsyncIterator[tuple[str, str] | dict[str, Any]]:
+    """(reasoning, text) pieces as the worker streams them, then the done event (a dict). If
+    the consumer stops early (the client disconnected and the response was cancelled), the
+    job is too."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -225,7 +242,7 @@ async def stream_job(backend: Backend, name: str, parts: list[dict[str, Any]],
         except RuntimeError:  # the event loop is gone (server stopping): nobody to tell
             pass
 
-    job = backend.queue.generate(name, parts, params, on_text=deliver)
+    job = backend.queue.generate(name, parts, params, on_piece=deliver)
     job.future.add_done_callback(lambda _: deliver(_END))
     try:
         while True:

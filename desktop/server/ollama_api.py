@@ -63,7 +63,7 @@ def _final(backend: Backend, result: dict[str, Any], started: float) -> dict[str
     prompt, completion, _ = usage(result)
     gen_ns = int(completion / result["tokens_per_s"] * 1e9) if result.get("tokens_per_s") else 0
     return {"model": backend.model_id, "created_at": _now(), "done": True,
-            "done_reason": DONE_REASON.get(result.get("stop_reason"), "stop"),
+            "done_reason": DONE_REASON.get(str(result.get("stop_reason")), "stop"),
             "total_duration": int((time.perf_counter() - started) * 1e9), "load_duration": 0,
             "prompt_eval_count": prompt,
             "prompt_eval_duration": int(float(result.get("prefill_s") or 0) * 1e9),
@@ -72,22 +72,24 @@ def _final(backend: Backend, result: dict[str, Any], started: float) -> dict[str
 
 async def _answer(request: Request, backend: Backend, parts: list[dict[str, Any]],
                   params: dict[str, Any], stream: bool, shape: Any) -> Response:
-    """One JSON object, or NDJSON lines: `shape(text)` wraps a piece of text in the
-    endpoint's own field (message.content for chat, response for generate)."""
+    """One JSON object, or NDJSON lines: `shape(text, thinking)` puts a piece in the
+    endpoint's own fields (message.content/thinking for chat, response/thinking for
+    generate); thinking only where a reasoning model wrote some."""
     started = time.perf_counter()
     name = label(request)
     if not stream:
         result = await wait_job(request, backend.queue.generate(name, parts, params))
-        return JSONResponse({**_final(backend, result, started), **shape(result["text"])})
+        return JSONResponse({**_final(backend, result, started),
+                             **shape(result["text"], result.get("reasoning") or "")})
 
     async def lines() -> AsyncIterator[bytes]:
         try:
             async for item in stream_job(backend, name, parts, params):
-                if isinstance(item, str):
-                    data = {"model": backend.model_id, "created_at": _now(), **shape(item),
-                            "done": False}
+                if isinstance(item, tuple):
+                    data = {"model": backend.model_id, "created_at": _now(),
+                            **shape(item[1], item[0]), "done": False}
                 else:
-                    data = {**_final(backend, item, started), **shape("")}
+                    data = {**_final(backend, item, started), **shape("", "")}
                 yield (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
         except Exception as exc:  # the status line is sent: Ollama reports errors in-stream
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
@@ -102,7 +104,9 @@ async def chat(request: Request) -> Response:
     parts = render_chat(backend.model, body.get("messages"))
     params = _params(backend, body)
     return await _answer(request, backend, parts, params, body.get("stream", True) is not False,
-                         lambda text: {"message": {"role": "assistant", "content": text}})
+                         lambda text, thought: {"message": {
+                             "role": "assistant", "content": text,
+                             **({"thinking": thought} if thought else {})}})
 
 
 async def generate(request: Request) -> Response:
@@ -121,7 +125,8 @@ async def generate(request: Request) -> Response:
         parts = render_chat(backend.model, messages)
     params = _params(backend, body, chat=not body.get("raw"))
     return await _answer(request, backend, parts, params, body.get("stream", True) is not False,
-                         lambda text: {"response": text})
+                         lambda text, thought: {"response": text,
+                                                **({"thinking": thought} if thought else {})})
 
 
 async def embed(request: Request) -> Response:

@@ -98,11 +98,13 @@ async def chat_completions(request: Request) -> Response:
     head = {"id": ident, "created": created, "model": backend.model_id}
     if not body.get("stream"):
         result = await wait_job(request, backend.queue.generate(name, parts, params))
+        message = {"role": "assistant", "content": result["text"]}
+        if result.get("reasoning"):
+            message["reasoning_content"] = result["reasoning"]  # as llama-server names it
         return JSONResponse({
             **head, "object": "chat.completion",
-            "choices": [{"index": 0, "logprobs": None,
-                         "message": {"role": "assistant", "content": result["text"]},
-                         "finish_reason": FINISH.get(result.get("stop_reason"), "stop")}],
+            "choices": [{"index": 0, "logprobs": None, "message": message,
+                         "finish_reason": FINISH.get(str(result.get("stop_reason")), "stop")}],
             "usage": _usage(result)})
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -113,13 +115,17 @@ async def chat_completions(request: Request) -> Response:
                                           "finish_reason": None}]})
         try:
             async for item in stream_job(backend, name, parts, params):
-                if isinstance(item, str):
-                    yield _sse({**chunk, "choices": [{"index": 0, "delta": {"content": item},
+                if isinstance(item, tuple):
+                    thought, text = item
+                    delta = {"content": text} if text else {}
+                    if thought:
+                        delta["reasoning_content"] = thought
+                    yield _sse({**chunk, "choices": [{"index": 0, "delta": delta,
                                                       "finish_reason": None}]})
                     continue
                 yield _sse({**chunk, "choices": [{
                     "index": 0, "delta": {},
-                    "finish_reason": FINISH.get(item.get("stop_reason"), "stop")}]})
+                    "finish_reason": FINISH.get(str(item.get("stop_reason")), "stop")}]})
                 if include_usage:
                     yield _sse({**chunk, "choices": [], "usage": _usage(item)})
         except Exception as exc:  # the status line is sent: report in the stream
@@ -147,20 +153,22 @@ async def completions(request: Request) -> Response:
         result = await wait_job(request, backend.queue.generate(name, parts, params))
         return JSONResponse({**head, "choices": [{
             "index": 0, "text": result["text"], "logprobs": None,
-            "finish_reason": FINISH.get(result.get("stop_reason"), "stop")}],
+            "finish_reason": FINISH.get(str(result.get("stop_reason")), "stop")}],
             "usage": _usage(result)})
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
     async def events() -> AsyncIterator[bytes]:
         try:
             async for item in stream_job(backend, name, parts, params):
-                if isinstance(item, str):
-                    yield _sse({**head, "choices": [{"index": 0, "text": item, "logprobs": None,
-                                                     "finish_reason": None}]})
+                if isinstance(item, tuple):
+                    if item[1]:
+                        yield _sse({**head, "choices": [{"index": 0, "text": item[1],
+                                                         "logprobs": None,
+                                                         "finish_reason": None}]})
                     continue
                 yield _sse({**head, "choices": [{
                     "index": 0, "text": "", "logprobs": None,
-                    "finish_reason": FINISH.get(item.get("stop_reason"), "stop")}]})
+                    "finish_reason": FINISH.get(str(item.get("stop_reason")), "stop")}]})
                 if include_usage:
                     yield _sse({**head, "choices": [], "usage": _usage(item)})
         except Exception as exc:

@@ -21,7 +21,7 @@ from typing import Any
 from desktop.core.engine.client import EngineClient, Generation
 from desktop.core.errors import HearthError
 
-TextCallback = Callable[[str], None]
+PieceCallback = Callable[[tuple[str, str]], None]  # (reasoning, text)
 BusyCallback = Callable[[bool, str], None]
 
 
@@ -124,17 +124,19 @@ class EngineQueue:
 
     # --- the two kinds of engine work ---------------------------------------------------
     def generate(self, label: str, parts: list[dict[str, Any]], params: dict[str, Any],
-                 on_text: TextCallback | None = None) -> Job:
-        """Queue a generation; the job's result is the worker's done event plus "text"."""
+                 on_piece: PieceCallback | None = None) -> Job:
+        """Queue a generation; the job's result is the worker's done event plus "text" and
+        "reasoning" (a reasoning model's thinking, apart)."""
 
         def work(job: Job) -> dict[str, Any]:
             generation = self.engine.generate(parts, params)
             job.attach(generation)
-            for piece in generation:
-                if on_text is not None:
-                    on_text(piece)
+            for piece in generation.pieces():
+                if on_piece is not None and (piece[0] or piece[1]):
+                    on_piece(piece)
             result = dict(generation.result or {})
             result["text"] = "".join(generation.text)
+            result["reasoning"] = "".join(generation.reasoning)
             reason = result.get("stop_reason")
             why = f" ({job.cancel_reason})" if reason == "cancelled" and job.cancel_reason else ""
             self.log(f"hearth serve: {label}: {result.get('completion_tokens')} tokens "
