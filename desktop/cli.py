@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.cli_serve import add_serve_parser
 
     add_serve_parser(sub)
+    from desktop.ui.screens import add_parser as add_screens_parser
+
+    add_screens_parser(sub)  # `screenshots --out DIR` (Qt is imported only when it runs)
     return parser
 
 
@@ -146,6 +149,10 @@ def main(argv: list[str]) -> int:
         from desktop.app import run_gui
 
         return run_gui(args)
+    if args.command == "screenshots":
+        from desktop.ui.screens import cmd_screenshots
+
+        return cmd_screenshots(args)
     try:
         data_dir = paths.data_dir(args.data_dir)
         handler = {"chat": cmd_chat, "history": cmd_history, "models": cmd_models,
