@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--collection", action="append", default=[],
                       help="answer from this document collection (repeatable)")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    chat.add_argument("--show-thinking", action="store_true",
+                      help="stream a reasoning model's thinking to stderr")
+    chat.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                      help="turn a reasoning model's thinking on or off for this chat "
+                      "(where its template has a switch)")
+    chat.add_argument("--effort", choices=["low", "medium", "high"],
+                      help="reasoning effort for this chat (models that take one: gpt-oss)")
 
     history = sub.add_parser("history", help="list, show and export conversations")
     hsub = history.add_subparsers(dest="history_command", required=True)
@@ -58,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     hexport.add_argument("id", type=int)
     hexport.add_argument("--format", choices=["md", "json"], default="md")
     hexport.add_argument("-o", "--output")
+    hexport.add_argument("--with-thinking", action="store_true",
+                         help="include reasoning models' thinking")
     hsearch = hsub.add_parser("search")
     hsearch.add_argument("query")
     hsearch.add_argument("--json", action="store_true")
@@ -254,6 +263,10 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
             overrides = {key: getattr(args, key) for key in
                          ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
                           "max_tokens", "seed") if getattr(args, key) is not None}
+            if args.think is not None:
+                overrides["thinking"] = args.think
+            if args.effort:
+                overrides["reasoning_effort"] = args.effort
             if overrides:
                 conversation = chats.update_conversation(
                     conversation.id, settings={**conversation.settings, **overrides})
@@ -271,14 +284,28 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
 
-        reply = service.answer(conversation.id, user, on_text=stream)
+        def think(piece: str) -> None:
+            if args.show_thinking:
+                sys.stderr.write(piece)
+                sys.stderr.flush()
+
+        reply = service.answer(conversation.id, user, on_text=stream, on_reasoning=think)
+        if args.show_thinking and reply.reasoning:
+            sys.stderr.write("\n")
         if service.model is not None and service.model.warning:
             print(f"hearth: {service.model.warning}", file=sys.stderr)
+        if (args.think is False and service.model is not None
+                and service.reasoning_format(service.model)
+                and not service.thinking_controls(service.model)["thinking_switch"]):
+            print("hearth: this model's chat template has no switch for thinking, so it thought "
+                  "anyway (kept apart from the answer).", file=sys.stderr)
         if args.json:
             print(json.dumps({
                 "conversation_id": conversation.id,
                 "message_id": reply.id,
                 "reply": reply.content,
+                "reasoning": reply.reasoning,
+                "reasoning_s": reply.reasoning_s,
                 "state": reply.state,
                 "prompt_tokens": reply.prompt_tokens,
                 "cached_tokens": reply.cached_tokens,
@@ -316,7 +343,8 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
             return 0
         from desktop.core.store.export import conversation_data, export_text, to_markdown
 
-        data = conversation_data(chats, args.id)
+        data = conversation_data(chats, args.id,
+                                 with_thinking=getattr(args, "with_thinking", False))
         if args.history_command == "show":
             print(json.dumps(data, ensure_ascii=False) if args.json else to_markdown(data))
             return 0

@@ -169,3 +169,96 @@ def test_real_template_switches() -> None:
     assert "Reasoning: medium" in prompt("gpt-oss.jinja")
     parser = ReasoningParser(HARMONY, high[-256:])
     assert parser.state == "header"
+
+
+# --- the real test model under the real templates ---------------------------------------------
+
+# Gemma 3 270M is a base model that repeats its prompt: under DeepSeek-R1's template, which opens
+# <think> in the generation prompt, its reply starts as thinking and a </think> in the question
+# gets repeated, closing it. So the real worker meets real markers in a real stream.
+ASK = "Repeat exactly: I should add them.</think>The answer is 4."
+
+
+@pytest.fixture(scope="module")
+def r1_model(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.gguf_files import with_chat_template
+
+    return with_chat_template(gemma_path, tmp_path_factory.mktemp("r1") / "gemma-r1.gguf",
+                              template("deepseek-r1-distill-qwen.jinja"))
+
+
+@pytest.fixture(scope="module")
+def qwen3_model(gemma_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.gguf_files import with_chat_template
+
+    return with_chat_template(gemma_path, tmp_path_factory.mktemp("q3") / "gemma-qwen3.gguf",
+                              template("qwen3-0.6b.jinja"))
+
+
+@pytest.fixture
+def service(data_dir: Path):  # noqa: ANN201
+    from desktop.core.chat.service import ChatService
+    from desktop.core.context import AppContext
+
+    ctx = AppContext(data_dir)
+    ctx.settings.values["sampling"] = {**ctx.settings.get("sampling"), "temperature": 0,
+                                       "max_tokens": 24}
+    yield ChatService(ctx)
+    ctx.close()
+
+
+def test_real_model_thinking_is_split_streamed_and_stored_apart(service, r1_model: Path) -> None:
+    from desktop.core.chat.templates import parts_text
+
+    model = service.load_model(r1_model, n_ctx=2048)
+    assert service.reasoning_format(model) == THINK
+    conversation = service.new_conversation(system_prompt="")
+    thinking: list[str] = []
+    answer: list[str] = []
+    reply = service.send(conversation.id, ASK, on_text=answer.append,
+                         on_reasoning=thinking.append)
+    assert reply.state == "done"
+    assert reply.reasoning and reply.content
+    assert reply.reasoning == "".join(thinking) and reply.content == "".join(answer)
+    for field in (reply.reasoning, reply.content):
+        assert not field.startswith(("<think>", "</think>")) and field == field.lstrip()
+    assert "</think>" not in reply.reasoning  # the first </think> ends the thinking
+    assert reply.reasoning_s is not None and reply.reasoning_s >= 0
+    stored = service.ctx.chats.message(reply.id)
+    assert (stored.reasoning, stored.content) == (reply.reasoning, reply.content)
+
+    # The same prompt, streamed raw by the same worker and split here after the fact, splits
+    # the same way: the worker's per-token feeding agrees with parsing the whole text.
+    parts = service.build_prompt(conversation, model, service.sampling(conversation),
+                                 exclude=reply.id)
+    raw = "".join(service.ctx.engine.generate(parts, {**service.sampling(conversation),
+                                                      "stop": []}))
+    parser = ReasoningParser(THINK, parts_text(parts)[-256:])
+    first, rest = parser.feed(raw), parser.finish()
+    assert (first[0] + rest[0], first[1] + rest[1]) == (reply.reasoning, reply.content)
+
+    # The next turn's prompt carries the answer but not the thinking (a stable prefix).
+    service.ctx.chats.add_message(conversation.id, "user", "And then?")
+    following = parts_text(service.build_prompt(conversation, model,
+                                                service.sampling(conversation)))
+    assert f"<｜Assistant｜>{reply.content}<｜end▁of▁sentence｜>" in following
+    # (The model's thinking repeats the question, so look only after the first question.)
+    assert reply.reasoning not in following.split("<｜Assistant｜>", 1)[1]
+
+
+def test_real_model_thinking_switch_reaches_the_template(service, qwen3_model: Path) -> None:
+    from desktop.core.chat.templates import parts_text
+
+    model = service.load_model(qwen3_model, n_ctx=2048)
+    assert service.thinking_controls(model) == {"thinking_switch": True, "effort": False}
+    conversation = service.new_conversation(system_prompt="", settings={"thinking": False})
+    service.ctx.chats.add_message(conversation.id, "user", "Hi")
+    prompt = parts_text(service.build_prompt(conversation, model, {}))
+    assert prompt.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    reply = service.answer(conversation.id, service.ctx.chats.messages(conversation.id)[-1])
+    # Thinking was closed by the template: the reply is all answer.
+    assert reply.reasoning is None and reply.content
+    conversation = service.ctx.chats.update_conversation(conversation.id,
+                                                         settings={"thinking": True})
+    assert parts_text(service.build_prompt(conversation, model, {})).endswith(
+        "<|im_start|>assistant\n")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from desktop.core.chat import reasoning
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
 from desktop.core.chat.templates import (
     ChatFormat,
@@ -175,9 +176,10 @@ class ChatService:
 
     # --- replies ---------------------------------------------------------------------
     def send(self, conversation_id: int, text: str,
-             on_text: TextCallback | None = None) -> Message:
+             on_text: TextCallback | None = None,
+             on_reasoning: TextCallback | None = None) -> Message:
         user = self.add_user_message(conversation_id, text)
-        return self.answer(conversation_id, user, on_text)
+        return self.answer(conversation_id, user, on_text, on_reasoning)
 
     def add_user_message(self, conversation_id: int, text: str) -> Message:
         """Store the user's message, durable before any model work (a kill while the model
@@ -193,11 +195,13 @@ class ChatService:
         return user
 
     def answer(self, conversation_id: int, user: Message,
-               on_text: TextCallback | None = None) -> Message:
-        """Reply to a stored user message (loading the chat's model if needed)."""
+               on_text: TextCallback | None = None,
+               on_reasoning: TextCallback | None = None) -> Message:
+        """Reply to a stored user message (loading the chat's model if needed). A reasoning
+        model's thinking streams to `on_reasoning`, the answer to `on_text`."""
         conversation = self.ctx.chats.conversation(conversation_id)
         sources = self.attach_excerpts(conversation, user)
-        return self._respond(conversation, on_text, sources)
+        return self._respond(conversation, on_text, sources, on_reasoning=on_reasoning)
 
     @contextmanager
     def all_or_nothing(self) -> Iterator[None]:
@@ -340,19 +344,52 @@ class ChatService:
                                 int(params.get("max_tokens") or 512))
         start = window_start(self._count(model, history), [m.role for m in history], budget)
         self.context_start[conversation.id] = history[start].id if start and history else None
-        turns = alternate([{"role": m.role, "content": m.context or m.content}
+        # Earlier thinking goes back to the model only when its template reads it (Qwen3 uses
+        # it within a tool-call chain only): otherwise the answer alone, so the prefix holds.
+        past = reasoning.template_options(model.fmt.source)["past_reasoning"]
+        turns = alternate([{"role": m.role, "content": m.context or m.content,
+                            **({"reasoning_content": m.reasoning} if past and m.reasoning
+                               else {})}
                            for m in history[start:]])
+        options = self.thinking_options(conversation, model)
         if not system:
-            return render_parts(model.fmt, turns)
+            return render_parts(model.fmt, turns, options=options)
         try:
-            return render_parts(model.fmt, [{"role": "system", "content": system}, *turns])
+            return render_parts(model.fmt, [{"role": "system", "content": system}, *turns],
+                                options=options)
         except TemplateRefused:
             # Some templates (Gemma 2, early Mistral) refuse a system turn: the instructions
             # then open the first user message, the same way every turn, so the cache holds.
-            return render_parts(model.fmt, fold_system(system, turns))
+            return render_parts(model.fmt, fold_system(system, turns), options=options)
+
+    # --- reasoning models ------------------------------------------------------------
+    def reasoning_format(self, model: ModelState) -> str | None:
+        """How this model writes its thinking (None: it does not, as far as its template
+        and vocabulary tell)."""
+        return reasoning.detect_format(model.fmt.source, frozenset(model.info.special_tokens))
+
+    def thinking_controls(self, model: ModelState) -> dict[str, bool]:
+        """Which per-chat controls this model's template offers: `thinking_switch` (on/off
+        through `enable_thinking`) and `effort` (gpt-oss's `reasoning_effort`)."""
+        options = reasoning.template_options(model.fmt.source)
+        return {"thinking_switch": options["thinking_switch"], "effort": options["effort"]}
+
+    def thinking_options(self, conversation: Conversation, model: ModelState) -> dict[str, Any]:
+        """Template variables from the chat's settings `thinking` (bool, default on) and
+        `reasoning_effort` ("low", "medium", "high"); only those the template reads, so
+        other models' prompts stay exactly as they were."""
+        controls = self.thinking_controls(model)
+        options: dict[str, Any] = {}
+        if controls["thinking_switch"]:
+            options["enable_thinking"] = bool(conversation.settings.get("thinking", True))
+        effort = conversation.settings.get("reasoning_effort")
+        if controls["effort"] and effort in reasoning.EFFORTS:
+            options["reasoning_effort"] = effort
+        return options
 
     def continue_reply(self, conversation_id: int,
-                       on_text: TextCallback | None = None) -> Message:
+                       on_text: TextCallback | None = None,
+                       on_reasoning: TextCallback | None = None) -> Message:
         """Go on writing the last reply (interrupted by a crash, stopped, or cut by length)."""
         messages = self.ctx.chats.messages(conversation_id)
         if not messages or messages[-1].role != "assistant":
@@ -361,11 +398,12 @@ class ChatService:
         if not last.content:
             return self.regenerate(conversation_id, on_text)
         return self._respond(self.ctx.chats.conversation(conversation_id), on_text,
-                             last.sources, resume=last)
+                             last.sources, resume=last, on_reasoning=on_reasoning)
 
     def _respond(self, conversation: Conversation, on_text: TextCallback | None,
                  sources: list[dict[str, Any]] | None = None,
-                 resume: Message | None = None) -> Message:
+                 resume: Message | None = None,
+                 on_reasoning: TextCallback | None = None) -> Message:
         chats = self.ctx.chats
         model = self._require_model(conversation)
         if conversation.model_path != model.path:
@@ -373,6 +411,10 @@ class ChatService:
         params = self.sampling(conversation)
         params["stop"] = model.fmt.stop
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
+        fmt = self.reasoning_format(model)
+        if fmt is not None:
+            params["reasoning_format"] = fmt  # the worker splits thinking from the answer
+        thought: list[str] = []
         if resume is None:
             parts = self.build_prompt(conversation, model, params)
             reply = chats.add_message(conversation.id, "assistant", "", state="streaming")
@@ -388,11 +430,11 @@ class ChatService:
             reply = resume
             chats.resume_message(reply.id)
             text = [resume.content]
+            thought = [resume.reasoning] if resume.reasoning else []
             # The reply's token count is its whole length, not only what this run adds (an
             # interrupted reply never got a count: ask the tokenizer).
-            earlier_tokens = resume.completion_tokens
-            if earlier_tokens is None:
-                earlier_tokens = self.ctx.engine.count_tokens([resume.content])[0]
+            earlier_tokens = (resume.completion_tokens if resume.completion_tokens is not None
+                              else self.ctx.engine.count_tokens([resume.content])[0])
         self._stop_requested.clear()
         flushed_at = time.monotonic()
         try:
@@ -401,21 +443,29 @@ class ChatService:
             self._generation = generation
             if self._stop_requested.is_set():
                 generation.cancel()
-            for piece in generation:
-                text.append(piece)
-                if on_text is not None:
-                    on_text(piece)
+            for thinking, piece in generation.pieces():
+                if thinking:
+                    thought.append(thinking)
+                    if on_reasoning is not None:
+                        on_reasoning(thinking)
+                if piece:
+                    text.append(piece)
+                    if on_text is not None:
+                        on_text(piece)
                 now = time.monotonic()
                 if now - flushed_at >= FLUSH_S:
-                    chats.set_content(reply.id, "".join(text))
+                    chats.set_content(reply.id, "".join(text),
+                                      "".join(thought) if thought else None)
                     flushed_at = now
             result = generation.result or {}
         except EngineError as exc:
-            chats.finish_message(reply.id, "failed", "".join(text), error=exc.message)
+            chats.finish_message(reply.id, "failed", "".join(text), error=exc.message,
+                                 reasoning="".join(thought) or None)
             raise
         except BaseException:
             # Ctrl+C in the CLI, or anything unexpected: keep what was streamed.
-            chats.finish_message(reply.id, "stopped", "".join(text), stop_reason="interrupted")
+            chats.finish_message(reply.id, "stopped", "".join(text), stop_reason="interrupted",
+                                 reasoning="".join(thought) or None)
             raise
         finally:
             self._generation = None
@@ -429,4 +479,7 @@ class ChatService:
             ttft_s=result.get("ttft_s"),
             tokens_per_s=result.get("tokens_per_s"),
             stop_reason=result.get("stop_reason"),
+            reasoning="".join(thought) or None,
+            reasoning_s=result.get("reasoning_s") if result.get("reasoning_s") is not None
+            else (resume.reasoning_s if resume is not None else None),
         )

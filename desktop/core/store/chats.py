@@ -292,16 +292,21 @@ class ChatStore:
         self.db.execute("UPDATE messages SET context = ?, sources_json = ? WHERE id = ?",
                         (context, json.dumps(sources) if sources else None, message_id))
 
-    def set_content(self, message_id: int, content: str) -> None:
-        """The periodic flush of a streaming reply (each call is one durable commit)."""
-        self.db.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+    def set_content(self, message_id: int, content: str, reasoning: str | None = None) -> None:
+        """The periodic flush of a streaming reply (each call is one durable commit); a
+        reasoning model's thinking so far is flushed with it."""
+        if reasoning is None:
+            self.db.execute("UPDATE messages SET content = ? WHERE id = ?", (content, message_id))
+        else:
+            self.db.execute("UPDATE messages SET content = ?, reasoning = ? WHERE id = ?",
+                            (content, reasoning, message_id))
 
     def finish_message(self, message_id: int, state: str, content: str, **stats: Any) -> Message:
         if state not in MESSAGE_STATES:
             raise ValueError(f"bad message state {state!r}")
         allowed = {
             "prompt_tokens", "cached_tokens", "completion_tokens", "ttft_s",
-            "tokens_per_s", "stop_reason", "error",
+            "tokens_per_s", "stop_reason", "error", "reasoning", "reasoning_s",
         }
         values = {k: v for k, v in stats.items() if k in allowed}
         assignments = "".join(f", {k} = ?" for k in values)

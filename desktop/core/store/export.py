@@ -9,10 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.errors import HearthError
-from desktop.core.store.chats import ChatStore
+from desktop.core.store.chats import ChatStore, Message
+
+REASONING_FIELDS = ("reasoning", "reasoning_s")
 
 
-def conversation_data(chats: ChatStore, conversation_id: int) -> dict[str, Any]:
+def _message_data(message: Message, with_thinking: bool) -> dict[str, Any]:
+    data = message.as_dict()
+    if not with_thinking:
+        for key in REASONING_FIELDS:
+            data.pop(key, None)
+    return data
+
+
+def conversation_data(chats: ChatStore, conversation_id: int,
+                      with_thinking: bool = False) -> dict[str, Any]:
+    """The chat as plain data. A reasoning model's thinking is left out unless asked for: it
+    is long, and people share exports for the answers."""
     conversation = chats.conversation(conversation_id)
     return {
         "id": conversation.id,
@@ -22,7 +35,7 @@ def conversation_data(chats: ChatStore, conversation_id: int) -> dict[str, Any]:
         "model_path": conversation.model_path,
         "system_prompt": conversation.system_prompt,
         "settings": conversation.settings,
-        "messages": [m.as_dict() for m in chats.messages(conversation_id)],
+        "messages": [_message_data(m, with_thinking) for m in chats.messages(conversation_id)],
     }
 
 
@@ -33,7 +46,13 @@ def to_markdown(data: dict[str, Any]) -> str:
     for message in data["messages"]:
         who = {"user": "You", "assistant": "Assistant"}.get(message["role"], message["role"])
         note = "" if message["state"] == "done" else f" _({message['state']})_"
-        lines += [f"**{who}**{note}", "", message["content"], ""]
+        lines += [f"**{who}**{note}", ""]
+        if message.get("reasoning"):
+            seconds = message.get("reasoning_s")
+            took = f" ({seconds:.0f} s)" if seconds else ""
+            lines += [f"<details><summary>Thinking{took}</summary>", "", message["reasoning"], "",
+                      "</details>", ""]
+        lines += [message["content"], ""]
     return "\n".join(lines)
 
 
@@ -41,11 +60,12 @@ def export_text(data: dict[str, Any], fmt: str) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) if fmt == "json" else to_markdown(data)
 
 
-def write_export(chats: ChatStore, conversation_id: int, path: Path | str) -> Path:
+def write_export(chats: ChatStore, conversation_id: int, path: Path | str,
+                 with_thinking: bool = False) -> Path:
     """Write the chat to `path`, as JSON for a .json name and Markdown otherwise. The file
     appears whole or not at all (written beside it, then renamed)."""
     target = Path(path)
-    text = export_text(conversation_data(chats, conversation_id),
+    text = export_text(conversation_data(chats, conversation_id, with_thinking),
                        "json" if target.suffix.lower() == ".json" else "md")
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".hearth-export-")
