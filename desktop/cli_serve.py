@@ -34,17 +34,21 @@ def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
     from desktop.core.context import AppContext
     from desktop.core.errors import HearthError
     from desktop.core.settings import SAMPLING_DEFAULTS
-    from desktop.server.app import ApiServer
+    from desktop.server.app import ApiServer, bind
     from desktop.server.auth import generate_key, is_loopback
     from desktop.server.common import Backend
     from desktop.server.queue import EngineQueue
 
     if not 0 <= args.port <= 65535:
         raise HearthError(f"--port {args.port} is not a port number (0 to 65535).")
+    if args.ctx is not None and args.ctx < 256:
+        raise HearthError(f"--ctx {args.ctx} is too small: use at least 256 tokens.")
     key = args.api_key or os.environ.get(KEY_ENV) or ""
     generated = not key
     if generated:
         key = generate_key()
+    # The address first: a port in use is said at once, not after loading a model.
+    sock = bind(args.host, args.port)
     ctx = AppContext(data_dir)
     try:
         service = ChatService(ctx)
@@ -71,7 +75,7 @@ def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
                 raise HearthError(f"The embedding model {embed_model} does not exist.")
         backend = Backend(EngineQueue(ctx.engine), model, sampling, embed_model)
         server = ApiServer(backend, host=args.host, port=args.port, key=key,
-                           allow_origin=args.allow_origin)
+                           allow_origin=args.allow_origin, sock=sock)
         if not is_loopback(args.host):
             print(f"hearth: warning: listening on {args.host}, so other machines on the "
                   "network can reach this server (they still need the key).", file=sys.stderr)
@@ -83,4 +87,5 @@ def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
         server.serve()
         return 0
     finally:
+        sock.close()
         ctx.close()

@@ -90,11 +90,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 class ApiServer:
     def __init__(self, backend: Backend, *, host: str = "127.0.0.1", port: int = 8080,
-                 key: str, allow_origin: str | None = None) -> None:
+                 key: str, allow_origin: str | None = None,
+                 sock: socket.socket | None = None) -> None:
         import uvicorn
 
         self.backend = backend
-        self.socket = bind(host, port)
+        self.socket = sock or bind(host, port)  # `sock`: bound by the caller, on (host, port)
         self.host = host
         self.port = int(self.socket.getsockname()[1])
         app = create_app(backend, key=key, hosts=allowed_hosts(host, self.port),

@@ -437,3 +437,20 @@ def test_allowed_hosts() -> None:
     assert "192.0.2.7:9000" in one and "localhost:9000" not in one
     assert is_loopback("localhost") and is_loopback("127.0.0.5") and is_loopback("[::1]")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.com")
+
+
+def test_bad_start_gets_one_sentence(tmp_path: Path, gemma_path: Path) -> None:
+    def serve(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(REPO / "main.py"), "--data-dir",
+                               str(tmp_path / "data"), "serve", "--api-key", KEY, *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=READY_S)
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = serve("--port", str(busy.getsockname()[1]), "--model", str(gemma_path))
+    assert taken.returncode == 1 and "Traceback" not in taken.stderr
+    assert "cannot listen on 127.0.0.1" in taken.stderr
+    missing = serve("--port", "0", "--model", str(tmp_path / "nope.gguf"))
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("hearth: ")
