@@ -8,7 +8,6 @@ submits jobs and observes them through the app's signals, so closing it stops no
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,44 +46,6 @@ from desktop.ui.widgets import THEME_EVENTS, StatusLine, button, item, make_tabl
 
 OTHER = "__other__"
 NONE = "__none__"
-
-
-class IndexRunner:
-    """Index into a collection through the app's one indexer and hear back on the GUI thread
-    (for callers that want one callback per job, e.g. files dropped on a chat)."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self.signals = app_signals(ctx)
-        self.job: IndexJob | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.job is not None and not self.job.done.is_set()
-
-    @property
-    def state(self) -> IndexState | None:
-        return self.job.state if self.busy and self.job else None
-
-    def start(self, collection: int, paths: list[str] | None,
-              on_done: Callable[[IndexState], None],
-              on_error: Callable[[BaseException], None]) -> IndexState:
-        job = self.ctx.indexer.submit(collection, paths)
-        self.job = job
-
-        def heard(kind: str, finished: IndexJob) -> None:
-            if finished is not job or kind not in ("finished", "failed"):
-                return
-            self.signals.index_event.disconnect(heard)
-            if kind == "finished":
-                on_done(job.state)
-            else:
-                on_error(job.error or RuntimeError("indexing failed"))
-
-        self.signals.index_event.connect(heard)
-        if job.done.is_set():  # finished before we listened (an instant job)
-            heard("finished" if job.error is None else "failed", job)
-        return job.state
 
 
 class DocumentsPage(FileDropTarget, QDialog):
@@ -386,8 +347,8 @@ class DocumentsPage(FileDropTarget, QDialog):
             self.refresh_documents()
 
     def _index_event(self, kind: str, job: IndexJob) -> None:
-        if self.ctx.closed:
-            return  # queued before the app closed
+        if self.ctx.closed or job.reason == "chat":
+            return  # queued before the app closed; files dropped on a chat show there
         if kind in ("started", "progress"):
             self.progress.show()
             self._show_progress(job.state)

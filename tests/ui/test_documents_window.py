@@ -87,22 +87,20 @@ def test_rows_appear_while_indexing_and_the_rate_waits_for_data(qtbot, ctx: AppC
 
 def test_one_indexer_for_the_app_and_passages_from_core(qtbot, ctx: AppContext,
                                                         tmp_path: Path) -> None:
-    from desktop.ui.documents_page import IndexRunner
-
     folder = _notes(tmp_path / "notes", 2)
     first, second = DocumentsPage(ctx), DocumentsPage(ctx)
     qtbot.addWidget(first)
     qtbot.addWidget(second)
     collection = first.create_collection("Notes")
-    finished: list[object] = []
-    runner = IndexRunner(ctx)  # what a chat with dropped files uses
-    runner.start(collection, [str(folder)], finished.append, finished.append)
-    assert ctx.indexer.busy and runner.busy
-    qtbot.waitUntil(lambda: len(finished) == 1, timeout=30_000)
+    # A job from outside both windows (as the folder watcher submits one).
+    job = ctx.indexer.submit(collection, [str(folder)], reason="watch")
+    assert ctx.indexer.busy and ctx.indexer.busy_with(collection)
+    qtbot.waitUntil(lambda: "Done: 2 files indexed" in first.progress_label.full_text(),
+                    timeout=30_000)
+    assert job.status == "done" and not ctx.indexer.busy
     # Both windows heard of the run through the app's signals.
     second.collection_list.setCurrentRow(0)
     qtbot.waitUntil(lambda: second.documents_table.rowCount() == 2, timeout=5000)
-    assert "Done: 2 files indexed" in first.progress_label.full_text()
     chunk_id = ctx.db.query("SELECT id FROM chunks ORDER BY id LIMIT 1")[0]["id"]
     passages = passage_with_neighbours(ctx.documents, int(chunk_id))
     assert [p.cited for p in passages][0] is True
