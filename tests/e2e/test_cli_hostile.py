@@ -248,7 +248,7 @@ def test_the_window_starts_with_a_damaged_settings_file_and_says_so(data_dir: Pa
     window = build_window(data_dir)
     qtbot.addWidget(window)
     try:
-        assert "default settings" in window.error_label.text()
+        assert "default settings" in window.error_label.full_text()
         assert window.ctx.settings.get("n_ctx") == 4096  # the defaults
     finally:
         window.ctx.close()
