@@ -308,14 +308,10 @@ def test_the_tensor_type_table_matches_the_installed_llama_cpp() -> None:
 # the worker must load such a file or refuse it in one sentence, never take the app down.
 ENGINE_VARIANTS: list[tuple[str, str, int]] = [
     ("gemma3.block_count", "value", 19),  # more layers than the file has tensors for
-    ("gemma3.block_count", "value", 512),
     ("gemma3.context_length", "value", 1),
     ("gemma3.embedding_length", "value", 641),
     ("gemma3.attention.head_count", "value", 3),
-    ("gemma3.attention.head_count_kv", "value", 0),
-    ("gemma3.feed_forward_length", "value", 1),
     ("gemma3.attention.key_length", "value", 1),
-    ("gemma3.attention.sliding_window", "value", 0),
     ("tokenizer.ggml.bos_token_id", "value", 2**31),
     ("tokenizer.ggml.eos_token_id", "value", 2**32 - 1),
     ("general.file_type", "value", 9999),

@@ -76,7 +76,7 @@ def test_overlapping_loads_and_sends_share_one_worker(gemma_path: Path, tmp_path
         return pid, int(reply["completion_tokens"] or 0)
 
     try:
-        results = _run_together(6, load_and_generate)
+        results = _run_together(4, load_and_generate)
         workers = _workers(before)
         assert len(workers) == 1, [w.pid for w in workers]
         assert {pid for pid, _ in results} == {workers[0].pid}
