@@ -38,12 +38,17 @@ from desktop.core.chat import conversations as chats
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
 from desktop.core.errors import EngineCrashed, HearthError, error_text
-from desktop.core.models.library import STARTER_NOTE
+from desktop.core.models.starter import starter_note
 from desktop.core.store.chats import Message
 from desktop.ui.actions import install_shortcuts, set_focus_order
 from desktop.ui.attachments import DropHighlight, FileChips
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.chat_view import ChatView
+
+try:  # the conversation's reading width (chat_view.py), which the message box lines up with
+    from desktop.ui.chat_view import READING_WIDTH
+except ImportError:  # pragma: no cover - an older chat view
+    READING_WIDTH = 760
 from desktop.ui.composer import Composer
 from desktop.ui.first_run import StartPanel
 from desktop.ui.sidebar import Sidebar
@@ -63,6 +68,7 @@ class OneLineStatus(StatusLine):
 
 class MainWindow(QMainWindow):
     text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
+    progress_arrived = Signal(str, int, int)  # model load / prompt reading, same thread hop
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
@@ -86,6 +92,8 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
         self._build()
         self.text_arrived.connect(self._on_text)
+        self.progress_arrived.connect(self._on_progress)
+        self.service.on_progress = self.progress_arrived.emit
         self.shortcuts = install_shortcuts(self)
         set_focus_order(self)
         self._observe_app()
@@ -133,6 +141,8 @@ class MainWindow(QMainWindow):
         self.chat_view.edit_requested.connect(self.edit_last)
         self.chat_view.source_requested.connect(self.show_source)
         self.chat_view.continue_requested.connect(self.continue_reply)
+        self.chat_view.edit_submitted.connect(self.edit_message)
+        self.chat_view.version_requested.connect(self.show_version)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_panel)
         self.stack.addWidget(self.chat_view)
@@ -188,8 +198,18 @@ class MainWindow(QMainWindow):
         above_composer.setContentsMargins(0, 0, 0, 0)
         above_composer.addWidget(self.sources_button)
         above_composer.addWidget(self.file_chips, 1)
-        column.addLayout(above_composer)
-        column.addLayout(compose_row)
+        # The message box lines up with the conversation's reading column on a wide window.
+        self.compose_area = QWidget()
+        self.compose_area.setMaximumWidth(READING_WIDTH + 120)
+        compose_column = QVBoxLayout(self.compose_area)
+        compose_column.setContentsMargins(0, 0, 0, 0)
+        compose_column.addLayout(above_composer)
+        compose_column.addLayout(compose_row)
+        centred = QHBoxLayout()
+        centred.addStretch(0)
+        centred.addWidget(self.compose_area, 1)
+        centred.addStretch(0)
+        column.addLayout(centred)
 
         self.splitter = QSplitter()
         self.splitter.setChildrenCollapsible(False)
@@ -299,7 +319,7 @@ class MainWindow(QMainWindow):
         else:
             notes.append("Loads when you send a message.")
         if entry.source == "starter":
-            notes.append(STARTER_NOTE)
+            notes.append(starter_note(entry.path))
         elif entry.is_base_model:
             notes.append("Base model (no chat template): it continues text rather than "
                          "following instructions.")
@@ -751,6 +771,28 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         run_in_background(job, *args, self.text_arrived.emit,
                           on_done=self._reply_done, on_error=self._reply_failed)
+
+    def edit_message(self, message_id: int, text: str) -> None:
+        """Any user message edited in place: a new version of it, and a new reply."""
+        if self.generating or self.loading or self.current_id is None:
+            self.show_error("A reply is still being written: wait for it or press Stop (Esc).",
+                            BUSY)
+            return
+        self.clear_error()
+        self.chat_view.cut_at(message_id)
+        self.chat_view.add_message(Message(0, self.current_id, "user", text, "done", time.time()))
+        self._run_reply(self.service.edit_message, self.current_id, message_id, text)
+
+    def show_version(self, message_id: int) -> None:
+        """‹ › on a message: that version and what was written after it."""
+        if self.current_id is None or self.streaming_id == self.current_id:
+            return
+        self.chat_view.set_messages(self.service.switch_version(self.current_id, message_id))
+        self._update_meter()
+
+    def _on_progress(self, stage: str, done: int, total: int) -> None:
+        if self.current_id == self.streaming_id:
+            self.chat_view.show_progress(stage, done, total)
 
     def _on_text(self, piece: str) -> None:
         self._live_text += piece

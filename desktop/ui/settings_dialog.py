@@ -2,7 +2,8 @@
 
 Per-chat sampling lives in "Chat settings…", per-model defaults in Models → Installed; this
 dialog holds what applies to the whole app. Values are saved on OK, and what takes effect
-later (a loaded model keeps its context until it reloads) says so next to the field.
+later says so next to the field (a loaded model reloads with a new context or GPU layers
+when OK is pressed: the main window hears settings_changed).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setValue(-1 if layers is None else int(layers))
         self.gpu_layers.setToolTip("Layers to run on the GPU; 0 runs on the CPU only")
         form.addRow("GPU layers", self.gpu_layers)
-        note = QLabel("A loaded model keeps its context and GPU layers until it loads again.")
+        note = QLabel("On OK, a loaded model without its own defaults (Models → Installed) "
+                      "reloads with these.")
         note.setWordWrap(True)
         form.addRow("", note)
 

@@ -105,6 +105,11 @@ def test_saved_model_defaults_reload_the_loaded_model(qtbot, open_window, data_d
     window.ctx.settings.set("n_ctx", 2048)
     app_signals(window.ctx).settings_changed.emit()
     assert not window.loading
+    # Without its own context, the model follows the app-wide one, at once.
+    installed.save_defaults(entry, "", window.ctx.app_defaults())
+    assert window.loading and "context 2048" in window.model_status.full_text()
+    qtbot.waitUntil(lambda: not window.loading, timeout=60_000)
+    assert window.service.model.n_ctx == 2048
 
 
 def _recording(show_text, into: list[str]):  # noqa: ANN001, ANN202
