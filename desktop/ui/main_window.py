@@ -731,14 +731,20 @@ class MainWindow(QMainWindow):
         users = [i for i, m in enumerate(messages) if m.role == "user"]
         return messages[: users[-1]] if users else messages
 
-    def regenerate(self) -> None:
+    def regenerate(self, reply_id: int | None = None) -> None:
+        """A new version of the last reply (or of `reply_id`); the old one is kept (‹ 1/2 ›)."""
         if self.generating or self.current_id is None:
             return
         messages = chats.messages(self.ctx, self.current_id)
+        if reply_id is not None and any(m.id == reply_id for m in messages):
+            messages = messages[:[m.id for m in messages].index(reply_id)]
         while messages and messages[-1].role == "assistant":
             messages.pop()
         self.chat_view.set_messages(messages)
-        self._run_reply(self.service.regenerate, self.current_id)
+        if reply_id is None:
+            self._run_reply(self.service.regenerate, self.current_id)
+        else:
+            self._run_reply(self.service.regenerate_reply, self.current_id, reply_id)
 
     def continue_reply(self) -> None:
         if self.generating or self.current_id is None or not self.chat_view.widgets:
