@@ -376,7 +376,7 @@ class DocumentsPage(FileDropTarget, QDialog):
 
     def _indexed(self, job: IndexJob) -> None:
         state = job.state
-        if not self.ctx.indexer.busy:
+        if not any(j.reason != "chat" for j in self.ctx.indexer.jobs):
             self.progress.hide()
         failed = len(state.errors)
         self.progress_label.show_text(

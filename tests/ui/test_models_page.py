@@ -202,6 +202,10 @@ def test_downloaded_embedding_model_is_used_for_documents(qtbot, page: ModelsPag
     qtbot.waitUntil(lambda: job.state.status == "done", timeout=30_000)
     qtbot.waitUntil(lambda: "document search" in page.downloads.status.full_text(), timeout=5000)
     assert page.ctx.settings.get("embed_model") == str(job.path)
+    # The Installed tab hears of the new model through its own queued signal.
+    qtbot.waitUntil(lambda: any(page.installed.table.item(r, COLUMNS["Path"]).text()
+                                == str(job.path)
+                                for r in range(page.installed.table.rowCount())), timeout=5000)
     row = next(r for r in range(page.installed.table.rowCount())
                if page.installed.table.item(r, COLUMNS["Path"]).text() == str(job.path))
     assert page.installed.table.item(row, COLUMNS["Chat template"]).text() == "embedding model"
