@@ -1,0 +1,165 @@
+"""The generation loop's token source: sample, decode, and verify drafts in one batch.
+
+Runner._generate asks `next()` for each token and calls `advance(token)` to put it into the
+KV cache. Without a draft that is one llama_decode of one token through a batch built once
+(no ctypes arrays per token). With a prompt-lookup draft (speculative.py) the token and the
+draft go into one batch with logits at exactly those positions (never logits_all: for a
+262k vocabulary that is gigabytes); the sampler then picks the true next token at each
+position in turn, and the draft is accepted while it agrees. Tokens past the first
+disagreement are removed from the KV cache with llama_memory_seq_rm.
+
+Why this is exact: every token is still chosen by the same sampler chain, at a position
+whose KV holds exactly the tokens chosen before it, so greedy output is the same token for
+token, and for sampling "draw from the model, keep the draft while the draws agree" is the
+standard acceptance rule for a deterministic draft (accept x with probability p(x), else
+draw from p without x), so the distribution is unchanged.
+
+Sliding-window models keep a full-size KV cache (swa_full, runner.open_model): with llama.cpp's
+small SWA cache a rejected draft could not be rolled back without a context checkpoint.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections import deque
+from typing import Any
+
+import llama_cpp
+
+from desktop.core.errors import EngineError
+from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
+
+MAX_DRAFT = 12
+EMA = 0.2  # weight of the newest single-token decode time in its moving average
+
+
+class _Batch:
+    """A llama_batch over arrays owned by Python (nothing to free), filled in place."""
+
+    def __init__(self, capacity: int) -> None:
+        self.token = (llama_cpp.llama_token * capacity)()
+        self.pos = (llama_cpp.llama_pos * capacity)()
+        self.n_seq_id = (ctypes.c_int32 * capacity)(*([1] * capacity))
+        self.seq0 = (llama_cpp.llama_seq_id * 1)(0)
+        seq_ptr = ctypes.cast(self.seq0, ctypes.POINTER(llama_cpp.llama_seq_id))
+        self.seq_id = (ctypes.POINTER(llama_cpp.llama_seq_id) * capacity)(*([seq_ptr] * capacity))
+        self.logits = (ctypes.c_int8 * capacity)(*([1] * capacity))
+        self.batch = llama_cpp.llama_batch(
+            n_tokens=0, token=self.token, embd=None, pos=self.pos, n_seq_id=self.n_seq_id,
+            seq_id=self.seq_id, logits=self.logits)
+
+    def fill(self, tokens: list[int], pos0: int) -> Any:
+        token, pos = self.token, self.pos
+        for i, t in enumerate(tokens):
+            token[i] = t
+            pos[i] = pos0 + i
+        self.batch.n_tokens = len(tokens)
+        return self.batch
+
+
+class TokenStream:
+    def __init__(self, ctx: Any, vocab: Any, sampler: Any, cache_tokens: list[int], *,
+                 speculate: bool, eager: bool = False) -> None:
+        self.ctx = ctx
+        self.vocab = vocab
+        self.sampler = sampler
+        self.cache = cache_tokens  # the runner's record of the KV cache: appended here
+        self.queue: deque[int] = deque()  # true next tokens chosen while verifying a draft
+        self.in_kv = 0  # how many of the queue's first tokens the KV cache already holds
+        self.one = (llama_cpp.llama_token * 1)()
+        self.single = llama_cpp.llama_batch_get_one(self.one, 1)
+        self.index = NgramIndex(cache_tokens) if speculate else None
+        self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT) if speculate else None
+        self.batch = _Batch(MAX_DRAFT + 1) if speculate else None
+        self.single_s = 0.0  # moving average of one token's decode
+        self.decode_s = 0.0  # all decodes of this reply, single and batched
+        self.decodes = 0
+        self.tokens = 0  # tokens that entered the KV cache through this stream
+
+    def next(self) -> int:
+        if self.queue:
+            return self.queue.popleft()
+        return llama_cpp.llama_sampler_sample(self.sampler, self.ctx, -1)
+
+    def advance(self, token: int, left: int) -> None:
+        """Put `token` into the KV cache; `left` is how many tokens may still follow it."""
+        self.tokens += 1
+        if self.in_kv:
+            self.in_kv -= 1  # decoded while verifying the draft it was part of
+            if self.index is not None:
+                self.index.append(token)
+            return
+        if self.index is not None:
+            assert self.policy is not None
+            self.index.append(token)
+            want = self.policy.want()
+            if want and left > 1:
+                draft = self.index.draft(min(want, left - 1))
+                if draft:
+                    self._verify(token, draft)
+                    return
+        self.one[0] = token
+        started = time.perf_counter()
+        rc = llama_cpp.llama_decode(self.ctx, self.single)
+        spent = time.perf_counter() - started
+        if rc != 0:
+            raise EngineError(f"llama.cpp could not continue the reply (llama_decode={rc}); "
+                              "the context may be full.")
+        self.single_s = spent if not self.single_s else self.single_s + EMA * (
+            spent - self.single_s)
+        self.decode_s += spent
+        self.decodes += 1
+        self.cache.append(token)
+
+    def _verify(self, token: int, draft: list[int]) -> None:
+        assert self.batch is not None and self.policy is not None
+        ctx, sampler = self.ctx, self.sampler
+        pos0 = len(self.cache)
+        started = time.perf_counter()
+        rc = llama_cpp.llama_decode(ctx, self.batch.fill([token, *draft], pos0))
+        if rc != 0:
+            raise EngineError(f"llama.cpp could not continue the reply (llama_decode={rc}); "
+                              "the context may be full.")
+        chosen: list[int] = []
+        accepted = 0
+        for i in range(len(draft) + 1):
+            # The sampler picks the true token at position i: the KV holds exactly the tokens
+            # chosen so far up to there, since every earlier draft token was accepted.
+            picked = llama_cpp.llama_sampler_sample(sampler, ctx, i)
+            chosen.append(picked)
+            if i == len(draft) or picked != draft[i] \
+                    or llama_cpp.llama_vocab_is_eog(self.vocab, picked):
+                break
+            accepted += 1
+        if accepted < len(draft):
+            llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), 0,
+                                          pos0 + 1 + accepted, -1)
+        spent = time.perf_counter() - started
+        self.decode_s += spent
+        self.decodes += 1
+        self.cache.append(token)
+        self.cache.extend(draft[:accepted])
+        self.queue.extend(chosen)
+        self.in_kv = accepted
+        # It paid when it gave more tokens than single decodes would have in the same time.
+        paid = (accepted + 1) * self.single_s > spent if self.single_s else accepted > 0
+        self.policy.record(len(draft), accepted, paid)
+
+    def stats(self) -> dict[str, Any]:
+        policy = self.policy
+        if policy is None:
+            return {"speculative": False}
+        out: dict[str, Any] = {
+            "speculative": True,
+            "spec_drafted": policy.drafted,
+            "spec_accepted": policy.accepted,
+            "spec_acceptance": policy.accepted / policy.drafted if policy.drafted else 0.0,
+            "spec_steps": policy.steps,
+            "spec_tokens_per_decode": self.tokens / self.decodes if self.decodes else 1.0,
+        }
+        if self.single_s and self.decode_s:
+            # What single-token decodes would have cost for the same tokens, over what the
+            # reply's decodes did cost.
+            out["spec_speedup_est"] = self.tokens * self.single_s / self.decode_s
+        return out
