@@ -182,7 +182,6 @@ def main(argv: list[str]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except sqlite3.Error as exc:
-        # The store raises these for a read-only database file or a full disk.
         print(f"hearth: {_database_trouble(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:  # after BrokenPipeError, which is one
@@ -193,15 +192,9 @@ def main(argv: list[str]) -> int:
 
 
 def _database_trouble(exc: sqlite3.Error) -> str:
-    """One sentence for a chat database that cannot be written; what was saved stays."""
-    text = str(exc)
-    if "readonly" in text or "read-only" in text:
-        return ("The chat database is read-only, so Hearth cannot save anything: make the data "
-                "folder and its hearth.sqlite3 writable, or pass --data-dir. Your chats so far are intact.")
-    if "full" in text:
-        return ("The disk is full, so Hearth could not save to its chat database: free some "
-                "space and try again. Everything saved before is intact.")
-    return f"The chat database could not be used ({text}); everything saved before is intact."
+    """One sentence for a database failure the store did not put in words (Database turns
+    read-only files and full disks into StoreError); what was saved stays."""
+    return f"The chat database could not be used ({exc}); everything saved before is intact."
 
 
 def _within(kind: type, low: float, high: float | None = None) -> Any:

@@ -208,16 +208,8 @@ class ChatService:
         """Store writes made inside happen together or not at all: a new chat and its first
         message appear at once, and a failure (a full disk, a bad collection name) or a kill
         between them leaves no empty chat in the sidebar."""
-        db = self.ctx.db
-        with db.lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                db.execute("COMMIT")
-            except BaseException:
-                if db.conn.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self.ctx.db.transaction():
+            yield
 
     def attach_excerpts(self, conversation: Conversation, user: Message) -> list[dict[str, Any]]:
         """Find passages in the chat's documents and put them into this (newest) user turn.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from desktop.core.errors import StoreError
@@ -99,11 +101,47 @@ class Database:
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         with self.lock:
-            return self.conn.execute(sql, params)
+            try:
+                return self.conn.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                raise self._storage_error(exc) from exc
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         with self.lock:
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise self._storage_error(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together or not at all (a new chat and its first message; a
+        message and its conversation's bookkeeping). Nested uses join the outer one."""
+        with self.lock:
+            if self.conn.in_transaction:
+                yield
+                return
+            self.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    def _storage_error(self, exc: sqlite3.OperationalError) -> Exception:
+        """The storage failures a user can act on, in words; others stay as they are."""
+        text = str(exc).lower()
+        if "readonly" in text or "read-only" in text:
+            return StoreError("The chat database is read-only, so Hearth cannot save anything: "
+                              "make the data folder and its hearth.sqlite3 writable, or pass "
+                              "--data-dir. Your chats so far are intact.")
+        if "full" in text:
+            return StoreError("The disk is full, so Hearth could not save to its chat "
+                              "database: free some space and try again. Everything saved "
+                              "before is intact.")
+        return exc
 
     def close(self) -> None:
         with self.lock:
