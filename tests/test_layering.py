@@ -94,3 +94,13 @@ def test_window_start_up_loads_no_heavy_library(tmp_path) -> None:  # noqa: ANN0
                             cwd=REPO, timeout=120,
                             env={**os.environ, "HEARTH_DATA_DIR": str(tmp_path)})
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_import_contracts_hold() -> None:
+    """pyproject's [tool.importlinter] contracts: core without Qt/llama.cpp, the UI without
+    the store's SQL layer, llama.cpp only in the worker (import-linter, as napari does)."""
+    result = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import "
+                             "lint_imports_command; sys.exit(lint_imports_command())"],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "3 kept, 0 broken" in result.stdout
