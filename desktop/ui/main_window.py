@@ -35,11 +35,11 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.chat import conversations as chats
+from desktop.core.chat.conversations import Message
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
 from desktop.core.errors import EngineCrashed, HearthError, error_text
 from desktop.core.models.starter import starter_note
-from desktop.core.store.chats import Message
 from desktop.ui.actions import install_shortcuts, set_focus_order
 from desktop.ui.attachments import DropHighlight, FileChips
 from desktop.ui.chat_settings import ChatSettingsDialog

@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.core.chat.conversations import date_group
-from desktop.core.store.chats import Conversation
+from desktop.core.chat.conversations import Conversation, date_group
 from desktop.ui import theme
 
 Index = QModelIndex | QPersistentModelIndex

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from desktop.core.errors import HearthError
 from desktop.core.settings import SAMPLING_DEFAULTS
-from desktop.core.store.chats import Conversation, Message
+
+# The rows the window shows, re-exported ("as"): the UI imports services, never the store.
+from desktop.core.store.chats import Conversation as Conversation
+from desktop.core.store.chats import Message as Message
 
 if TYPE_CHECKING:
     from desktop.core.chat.service import ChatService, ModelState
