@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self._error_details = ""
         self._error_kind: str | None = None
         self.last_announcement = ""
+        self._load_label = ""  # what the status line says while a model loads
         self.models_page: Any = None
         self.documents_page: Any = None
         self.setAcceptDrops(True)
@@ -346,7 +347,8 @@ class MainWindow(QMainWindow):
             self.refresh_models()
             return
         self.clear_error()
-        self.model_status.show_text(status or f"Loading {Path(path).name}…")
+        self._load_label = f"Loading {Path(path).name}"
+        self.model_status.show_text(status or f"{self._load_label}…")
         self._set_loading(True)
 
         def done(_: Any) -> None:
@@ -366,6 +368,8 @@ class MainWindow(QMainWindow):
 
     def _set_loading(self, loading: bool) -> None:
         self.loading = loading
+        if not loading:
+            self._load_label = ""
         self.model_box.setEnabled(not loading and not self.generating)
         self.send_button.setEnabled(not loading and not self.generating)
         if not loading:
@@ -394,8 +398,8 @@ class MainWindow(QMainWindow):
         reason = chats.reload_reason(self.ctx, model, self._loaded_with)
         if not reason:
             return
-        self.model_status.show_text(f"Reloading {model.info.name or Path(model.path).name} "
-                                    f"with {reason}…")
+        self._load_label = f"Reloading {model.info.name or Path(model.path).name} with {reason}"
+        self.model_status.show_text(f"{self._load_label}…")
         self._set_loading(True)
         path = model.path
 
@@ -797,8 +801,13 @@ class MainWindow(QMainWindow):
         self._update_meter()
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if self.current_id == self.streaming_id:
+        if self.generating and self.current_id == self.streaming_id:
             self.chat_view.show_progress(stage, done, total)
+        if stage == "load" and total:
+            # A load from the picker, a reload or the first reply: the status line counts.
+            label = self._load_label or \
+                f"Loading {Path(self.ctx.settings.get('last_model') or 'the model').name}"
+            self.model_status.show_text(f"{label}… {100 * done // total}%")
 
     def _on_text(self, piece: str) -> None:
         self._live_text += piece

@@ -91,6 +91,8 @@ def test_saved_model_defaults_reload_the_loaded_model(qtbot, open_window, data_d
     window.send("hello")  # while it reloads: said, not lost
     assert "loading" in window.error_label.full_text()
     qtbot.waitUntil(lambda: not window.loading, timeout=60_000)
+    # The load's progress was counted in the status line as it went.
+    assert any(s.startswith("Reloading") and s.endswith("%") for s in statuses), statuses
     assert window.service.model.n_ctx == 512
     assert window.ctx.engine.loaded
     assert window.model_status.full_text().startswith("Reloaded with context 512.")
