@@ -29,6 +29,7 @@ from desktop.core.chat.templates import (
 from desktop.core.context import AppContext
 from desktop.core.engine import kv_states
 from desktop.core.engine.client import Generation, LoadOptions
+from desktop.core.engine.remote import RemoteEngine, RemoteGeneration, engine_for, is_remote_ref
 from desktop.core.errors import EngineError, HearthError, ModelFileError, TemplateRefused
 from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_warning
 from desktop.core.models.gguf import GGUFInfo, read_gguf
@@ -51,6 +52,9 @@ class ModelState:
     loaded: dict[str, Any]
     gpu_plan: str = ""
     warning: str | None = None  # what the user should know: too large, template replaced
+    # A model on a remote server (core/engine/remote.py): it renders its own template, so
+    # the prompt goes out as messages, and its chats are marked as leaving this machine.
+    remote: RemoteEngine | None = None
 
     @property
     def n_ctx(self) -> int:
@@ -65,7 +69,7 @@ class ChatService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.model: ModelState | None = None
-        self._generation: Generation | None = None
+        self._generation: Generation | RemoteGeneration | None = None
         self._stop_requested = threading.Event()
         self._token_counts: dict[tuple[str, int, int], int] = {}
         self.context_start: dict[int, int | None] = {}  # conversation -> first message in context
@@ -74,6 +78,8 @@ class ChatService:
     # --- model ---------------------------------------------------------------------
     def load_model(self, path: str | Path, *, n_ctx: int | None = None,
                    n_gpu_layers: int | None = None, n_threads: int | None = None) -> ModelState:
+        if is_remote_ref(str(path)):
+            return self.use_remote(str(path))
         path = os.path.abspath(Path(path).expanduser())
         settings = self.ctx.settings
         entry = self.ctx.library.find(path)
@@ -120,6 +126,18 @@ class ChatService:
         settings.set("last_model", path)
         return self.model
 
+    def use_remote(self, ref: str, api_key: str | None = None) -> ModelState:
+        """Chat with a model on a remote server (`remote:MODEL@URL`): nothing is loaded here
+        and nothing is sent until a message is; the key comes from the keychain unless
+        given. Its template is the server's, so the GGUF fields stay empty."""
+        engine = engine_for(self.ctx.settings, ref, api_key)
+        info = GGUFInfo(Path(engine.ref), 0, 0, 0, 0, {"general.name": engine.model})
+        self.model = ModelState(engine.ref, info, ChatFormat("", "remote", []),
+                                {"n_ctx": engine.n_ctx}, f"remote server {engine.host}",
+                                remote=engine)
+        self.ctx.settings.set("last_model", engine.ref)
+        return self.model
+
     @staticmethod
     def check_model(path: str | Path) -> GGUFInfo:
         """The checks a chat model must pass before anything is loaded or stored: a valid
@@ -140,7 +158,7 @@ class ChatService:
     def _require_model(self, conversation: Conversation) -> ModelState:
         path = conversation.model_path or self.ctx.settings.get("last_model")
         if self.model is not None and (path is None or self.model.path == path):
-            if self.ctx.engine.loaded:
+            if self.ctx.engine.loaded or self.model.remote is not None:
                 return self.model
         if not path:
             raise HearthError("No chat model is chosen: pick one in the window or pass --model PATH.")
@@ -331,6 +349,8 @@ class ChatService:
         history = [m for m in self.ctx.chats.messages(conversation.id)
                    if m.role in ("user", "assistant") and m.content and m.id != exclude]
         system = conversation.system_prompt.strip()
+        if model.remote is not None:
+            return self._remote_messages(conversation, model, params, history, system)
         fixed = (self.ctx.engine.count_tokens([system])[0] + TURN_OVERHEAD) if system else 0
         budget = history_budget(model.n_ctx, fixed + TURN_OVERHEAD,
                                 int(params.get("max_tokens") or 512))
@@ -353,6 +373,26 @@ class ChatService:
             # Some templates (Gemma 2, early Mistral) refuse a system turn: the instructions
             # then open the first user message, the same way every turn, so the cache holds.
             return render_parts(model.fmt, fold_system(system, turns), options=options)
+
+    def _remote_messages(self, conversation: Conversation, model: ModelState,
+                         params: dict[str, Any], history: list[Message],
+                         system: str) -> list[dict[str, Any]]:
+        """The prompt for a remote server: role/content messages (the newest user turn holds
+        its document excerpts), windowed like a local prompt with estimated token counts (no
+        tokenizer here: about 3 characters a token, never fewer than words)."""
+        from desktop.core.documents.chunk import count_tokens
+
+        def cost(text: str) -> int:
+            return max(count_tokens(text), len(text) // 3)
+
+        budget = history_budget(model.n_ctx, cost(system) + 2 * TURN_OVERHEAD,
+                                int(params.get("max_tokens") or 512))
+        start = window_start([cost(m.context or m.content) for m in history],
+                             [m.role for m in history], budget)
+        self.context_start[conversation.id] = history[start].id if start and history else None
+        turns = alternate([{"role": m.role, "content": m.context or m.content}
+                           for m in history[start:]])
+        return [{"role": "system", "content": system}, *turns] if system else turns
 
     # --- reasoning models ------------------------------------------------------------
     def reasoning_format(self, model: ModelState) -> str | None:
@@ -389,8 +429,21 @@ class ChatService:
         last = messages[-1]
         if not last.content:
             return self.regenerate(conversation_id, on_text)
+        if is_remote_ref(self.ctx.chats.conversation(conversation_id).model_path):
+            raise HearthError("A reply from a remote server cannot be continued (the server "
+                              "takes whole messages); regenerate it instead.")
         return self._respond(self.ctx.chats.conversation(conversation_id), on_text,
                              last.sources, resume=last, on_reasoning=on_reasoning)
+
+    def _mark_remote(self, conversation: Conversation, engine: RemoteEngine) -> Conversation:
+        """Record in the chat's settings that it goes to this host (every host it ever went
+        to stays listed: what left this machine cannot be called back)."""
+        hosts = list(conversation.settings.get("remote_hosts") or [])
+        if engine.host in hosts:
+            return conversation
+        return self.ctx.chats.update_conversation(
+            conversation.id, settings={**conversation.settings,
+                                       "remote_hosts": [*hosts, engine.host]})
 
     def _respond(self, conversation: Conversation, on_text: TextCallback | None,
                  sources: list[dict[str, Any]] | None = None,
@@ -400,6 +453,8 @@ class ChatService:
         model = self._require_model(conversation)
         if conversation.model_path != model.path:
             chats.update_conversation(conversation.id, model_path=model.path)
+        if model.remote is not None:  # marked before anything leaves (window and exports)
+            conversation = self._mark_remote(conversation, model.remote)
         params = self.sampling(conversation)
         params["stop"] = model.fmt.stop
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
@@ -430,7 +485,8 @@ class ChatService:
         self._stop_requested.clear()
         flushed_at = time.monotonic()
         try:
-            generation = self.ctx.engine.generate(parts, params)
+            generation = (model.remote.generate(parts, params) if model.remote is not None
+                          else self.ctx.engine.generate(parts, params))
             generation.on_progress = self._progress
             self._generation = generation
             if self._stop_requested.is_set():
