@@ -35,12 +35,17 @@ def conversation_data(chats: ChatStore, conversation_id: int,
         "model_path": conversation.model_path,
         "system_prompt": conversation.system_prompt,
         "settings": conversation.settings,
+        # A chat that used a remote server left this machine: the hosts it went to.
+        "remote_hosts": list(conversation.settings.get("remote_hosts") or []),
         "messages": [_message_data(m, with_thinking) for m in chats.messages(conversation_id)],
     }
 
 
 def to_markdown(data: dict[str, Any]) -> str:
     lines = [f"# {data['title'] or 'Untitled chat'}", ""]
+    if data.get("remote_hosts"):
+        lines += [f"> Left this machine: sent to a remote server at "
+                  f"{', '.join(data['remote_hosts'])}.", ""]
     if data["system_prompt"]:
         lines += [f"> System: {data['system_prompt']}", ""]
     for message in data["messages"]:
