@@ -3,254 +3,80 @@
 Re-rendering the whole conversation per token took 27 s for 3,000 tokens in a measurement
 (DESIGN 7). Here pieces are appended to a buffer and the last message's Markdown is
 re-rendered at most RENDER_HZ times a second, then once fully at the end.
+
+The messages sit in a column at most READING_WIDTH wide, centred: lines of 1,300 px are
+hard to read. For the keyboard the conversation is one Tab stop: Up/Down choose a message,
+Left/Right one of its buttons, Enter or Space presses it, Home/End jump; a 2 px ring in the
+highlight colour shows where that is.
 """
 
 from __future__ import annotations
 
-import html
-import time
-
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAccessible, QAccessibleEvent, QGuiApplication, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QScrollArea,
-    QSizePolicy,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.core.store.chats import Message
-from desktop.ui.markdown import MarkdownRenderer
+from desktop.ui import theme
+from desktop.ui.message_widget import MessageWidget, stable_split
 
 RENDER_HZ = 15
-STATE_NOTES = {
-    "streaming": "writing…",
-    "stopped": "stopped",
-    "failed": "failed",
-    "interrupted": "interrupted — the app closed while this was being written",
-}
+READING_WIDTH = 760
+_stable_split = stable_split  # the old name, for callers that measured it
 
 
 def is_dark() -> bool:
-    app = QGuiApplication.instance()
-    if app is None:
-        return False
-    return app.styleHints().colorScheme() == Qt.ColorScheme.Dark  # type: ignore[attr-defined]
-
-
-def _stable_split(text: str, start: int = 0) -> int:
-    """Index after the last paragraph break outside a fenced code block, scanning from
-    `start` (an earlier split point, so never inside a fence): each tick reads only new text."""
-    split = start
-    in_fence = False
-    position = start
-    for line in text[start:].splitlines(keepends=True):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        position += len(line)
-        if not in_fence and not line.strip() and position < len(text):
-            split = position
-    return split
-
-
-class MessageBody(QTextBrowser):
-    """A read-only rich text view whose height follows its content (no inner scrolling)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setOpenLinks(False)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self.viewport().setAutoFillBackground(False)
-
-    def _fit(self) -> None:
-        height = int(self.document().size().height()) + 6
-        if height != self.height():
-            self.setFixedHeight(height)
-
-    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
-        super().resizeEvent(event)
-        self.document().setTextWidth(self.viewport().width())
-        self._fit()
-
-
-class MessageWidget(QFrame):
-    copy_requested = Signal(str)
-    source_requested = Signal(dict)
-    regenerate_requested = Signal()
-    continue_requested = Signal()
-    edit_requested = Signal(str)
-
-    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.message = message
-        self.renderer = MarkdownRenderer(dark=is_dark())
-        self.setObjectName("message-" + message.role)
-        self.setFrameShape(QFrame.Shape.StyledPanel if message.role == "user"
-                           else QFrame.Shape.NoFrame)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 10, 6)
-        layout.setSpacing(2)
-        self.header = QLabel()
-        self.header.setTextFormat(Qt.TextFormat.RichText)
-        self.header.setObjectName("message-header")
-        layout.addWidget(self.header)
-        self.body = MessageBody(self)
-        self.body.anchorClicked.connect(self._anchor)
-        layout.addWidget(self.body)
-        self.sources_label = QLabel()
-        self.sources_label.setWordWrap(True)
-        self.sources_label.setTextFormat(Qt.TextFormat.RichText)
-        self.sources_label.linkActivated.connect(self._source_clicked)
-        self.sources_label.hide()
-        layout.addWidget(self.sources_label)
-        actions = QHBoxLayout()
-        actions.setContentsMargins(0, 0, 0, 0)
-        self.copy_button = QPushButton("Copy")
-        self.copy_button.setFlat(True)
-        self.copy_button.clicked.connect(lambda: self.copy_requested.emit(self.message.content))
-        actions.addWidget(self.copy_button)
-        self.regenerate_button = QPushButton("Regenerate")
-        self.regenerate_button.setFlat(True)
-        self.regenerate_button.clicked.connect(self.regenerate_requested.emit)
-        self.edit_button = QPushButton("Edit")
-        self.edit_button.setFlat(True)
-        self.edit_button.clicked.connect(lambda: self.edit_requested.emit(self.message.content))
-        self.continue_button = QPushButton("Continue")
-        self.continue_button.setFlat(True)
-        self.continue_button.setToolTip("Go on writing this reply from where it stopped")
-        self.continue_button.clicked.connect(self.continue_requested.emit)
-        actions.addWidget(self.regenerate_button)
-        actions.addWidget(self.continue_button)
-        actions.addWidget(self.edit_button)
-        actions.addStretch(1)
-        layout.addLayout(actions)
-        self.set_last(False)
-        self.update_message(message)
-
-    def set_last(self, last: bool) -> None:
-        self.regenerate_button.setVisible(last and self.message.role == "assistant"
-                                          and self.message.state != "streaming")
-        self.edit_button.setVisible(last and self.message.role == "user")
-        unfinished = self.message.state in ("interrupted", "stopped", "failed") or \
-            self.message.stop_reason == "length"
-        self.continue_button.setVisible(last and self.message.role == "assistant" and unfinished
-                                        and bool(self.message.content))
-
-    def update_message(self, message: Message) -> None:
-        self.message = message
-        self.header.setText(self._header_html())
-        self.render_text(message.content)
-        self._show_sources()
-
-    def _show_sources(self) -> None:
-        sources = self.message.sources
-        if self.message.role == "assistant" and sources:
-            links = " &nbsp; ".join(
-                f'<a href="source:{i}">[{s.get("n", i + 1)}] {html.escape(s.get("location", ""))}</a>'
-                for i, s in enumerate(sources))
-            self.sources_label.setText(f'<span style="color:#888">Sources:</span> {links}')
-            self.sources_label.show()
-        elif self.message.role == "user" and (self.message.context or "").startswith(
-                "No passage in my attached documents matched"):
-            self.sources_label.setText('<span style="color:#888">No passage in the attached '
-                                       "documents matched this question.</span>")
-            self.sources_label.show()
-        else:
-            self.sources_label.hide()
-
-    def _source_clicked(self, link: str) -> None:
-        index = int(link.split(":", 1)[1])
-        sources = self.message.sources
-        if 0 <= index < len(sources):
-            self.source_requested.emit(sources[index])
-
-    def render_text(self, text: str) -> None:
-        """Full render (a finished message)."""
-        self.message.content = text
-        self._stable_chars = 0
-        self._tail_at = 0
-        if self.message.role == "user":
-            self.body.setPlainText(text)
-        else:
-            self.body.setHtml(self.renderer.render(text))
-
-    def render_streaming(self, text: str) -> None:
-        """Incremental render while a reply streams: blocks that can no longer change (before
-        the last blank line outside a code fence) are rendered once and appended; only the
-        unfinished tail is re-rendered. Re-rendering the whole reply each time grew with its
-        length (29 ms at 5 KB here); this stays proportional to the newest paragraph. The
-        final full render in end_stream fixes anything the piecewise Markdown got wrong."""
-        self.message.content = text
-        split = _stable_split(text, self._stable_chars)
-        cursor = QTextCursor(self.body.document())
-        cursor.beginEditBlock()
-        cursor.setPosition(self._tail_at)
-        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
-        cursor.removeSelectedText()
-        if split > self._stable_chars:
-            cursor.insertHtml(self.renderer.render(text[self._stable_chars:split]))
-            self._stable_chars = split
-            self._tail_at = cursor.position()
-        tail = text[self._stable_chars:]
-        if tail.strip():
-            cursor.insertHtml(self.renderer.render(tail))
-        cursor.endEditBlock()
-
-    def _header_html(self) -> str:
-        m = self.message
-        who = "You" if m.role == "user" else "Assistant"
-        stamp = time.strftime("%H:%M", time.localtime(m.created_at))
-        bits = [f"<b>{who}</b>", f'<span style="color:#888">{stamp}</span>']
-        if m.tokens_per_s:
-            bits.append(f'<span style="color:#888">{m.completion_tokens} tokens · '
-                        f"{m.tokens_per_s:.1f} tok/s</span>")
-        note = STATE_NOTES.get(m.state)
-        if note:
-            color = "#c0392b" if m.state in ("failed", "interrupted") else "#888"
-            bits.append(f'<span style="color:{color}">{note}</span>')
-        if m.error:
-            bits.append(f'<span style="color:#c0392b">{m.error}</span>')
-        return " &nbsp; ".join(bits)
-
-    def _anchor(self, url: QUrl) -> None:
-        if url.scheme() == "copy":
-            index = int(url.path() or 0)
-            if 0 <= index < len(self.renderer.code_blocks):
-                self.copy_requested.emit(self.renderer.code_blocks[index])
+    return theme.is_dark()
 
 
 class ChatView(QScrollArea):
     source_requested = Signal(dict)
-    regenerate_requested = Signal()
+    regenerate_requested = Signal(int)  # the reply's id (the last reply)
     continue_requested = Signal()
-    edit_requested = Signal(str)
+    edit_requested = Signal(str)  # older wiring (edit in the message box); see edit_submitted
+    edit_submitted = Signal(int, str)  # a user message's id and its new text: a new version
+    version_requested = Signal(int)  # show this version (a message id) and its replies
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAccessibleName("Conversation")
+        self.setAccessibleDescription("Up and Down choose a message, Left and Right its "
+                                      "buttons, Enter presses one.")
         self.container = QWidget()
-        self.column = QVBoxLayout(self.container)
-        self.column.setContentsMargins(16, 12, 16, 12)
-        self.column.setSpacing(8)
-        self.notice = QLabel()
+        self.container.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        outer = QHBoxLayout(self.container)
+        outer.setContentsMargins(16, 12, 16, 12)
+        self.column_widget = QWidget()
+        self.column_widget.setMaximumWidth(READING_WIDTH)
+        outer.addStretch(1)
+        outer.addWidget(self.column_widget, 100)
+        outer.addStretch(1)
+        self.column = QVBoxLayout(self.column_widget)
+        self.column.setContentsMargins(0, 0, 0, 0)
+        self.column.setSpacing(10)
+        self.notice = QLabel()  # chat-wide notes (context full, export done), after the last
         self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("color:#888")
+        self.notice.setAccessibleName("Conversation notice")
         self.notice.hide()
         self.column.addWidget(self.notice)
         self.column.addStretch(1)
         self.setWidget(self.container)
         self.widgets: list[MessageWidget] = []
+        self.busy = False
+        self.current = -1  # the message chosen with the keyboard
+        self.current_action = -1  # its button, -1: the message itself
+        self.last_announcement = ""
         self._buffer: list[str] = []
         self._dirty = False
         self._stream_text = ""
@@ -259,55 +85,132 @@ class ChatView(QScrollArea):
         self._timer.timeout.connect(self._flush)
         self.verticalScrollBar().rangeChanged.connect(self._follow)
         self._stick_to_bottom = True
+        self._apply_notice_colour()
 
     # --- content ---------------------------------------------------------------------
     def clear(self) -> None:
-        for widget in self.widgets:
+        self._timer.stop()
+        self._buffer.clear()
+        self._dirty = False
+        self._drop_from(0)
+        self.notice.hide()
+        self.current, self.current_action = -1, -1
+
+    def _drop_from(self, index: int) -> None:
+        for widget in self.widgets[index:]:
             widget.setParent(None)
             widget.deleteLater()
-        self.widgets = []
-        self.notice.hide()
+        del self.widgets[index:]
+        if self.current >= len(self.widgets):
+            self.current, self.current_action = len(self.widgets) - 1, -1
 
     def set_messages(self, messages: list[Message]) -> None:
-        self.clear()
-        for message in messages:
+        """Show a branch. Widgets of the leading messages that did not change are kept (a
+        version switch rebuilds only from the switched message down)."""
+        self._timer.stop()
+        self._buffer.clear()
+        keep = 0
+        for widget, message in zip(self.widgets, messages, strict=False):
+            same = (widget.message.id == message.id and message.id > 0
+                    and widget.message.content == message.content
+                    and widget.message.state == message.state and not widget.editing)
+            if not same:
+                break
+            widget.message = message  # fresh versions and stats
+            keep += 1
+        self._drop_from(keep)
+        self.notice.hide()
+        for message in messages[keep:]:
             self.add_message(message)
+        for widget in self.widgets[:keep]:
+            widget.refresh()
+        self._mark_last()
         self._stick_to_bottom = True
+        self.relayout()
+        if self.hasFocus() and self.widgets and not 0 <= self.current < len(self.widgets):
+            self.current, self.current_action = len(self.widgets) - 1, -1
+            self._show_keyboard_focus()
 
     def add_message(self, message: Message) -> MessageWidget:
-        widget = MessageWidget(message, self.container)
-        widget.copy_requested.connect(lambda text: QGuiApplication.clipboard().setText(text))
+        widget = MessageWidget(message, self.column_widget)
+        widget.copy_requested.connect(self._copy)
         widget.regenerate_requested.connect(self.regenerate_requested.emit)
         widget.source_requested.connect(self.source_requested.emit)
         widget.continue_requested.connect(self.continue_requested.emit)
-        widget.edit_requested.connect(self.edit_requested.emit)
-        if self.widgets:
-            self.widgets[-1].set_last(False)
-        self.column.insertWidget(self.column.count() - 1, widget)
+        widget.edit_submitted.connect(self.edit_submitted.emit)
+        widget.version_requested.connect(self.version_requested.emit)
+        widget.busy = self.busy
+        self.column.insertWidget(self.column.indexOf(self.notice), widget)
+        widget.show()  # now, not with the layout's queued show: sizes are measured at once
         self.widgets.append(widget)
-        widget.set_last(True)
+        self._mark_last()
         return widget
 
+    def cut_at(self, message_id: int) -> None:
+        """Remove a message and everything after it from the view (an edit starts there)."""
+        for index, widget in enumerate(self.widgets):
+            if widget.message.id == message_id:
+                self._drop_from(index)
+                self._mark_last()
+                return
+
+    def _mark_last(self) -> None:
+        for index, widget in enumerate(self.widgets):
+            last = index == len(self.widgets) - 1
+            if widget.last != last:
+                widget.set_last(last)
+
+    def _copy(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+
     def set_notice(self, text: str | None) -> None:
+        """A note about the whole chat, shown after the last message where it is seen."""
         self.notice.setText(text or "")
         self.notice.setVisible(bool(text))
+        if text:
+            self._stick_to_bottom = True
+            self.relayout()
+
+    def _apply_notice_colour(self) -> None:
+        palette = QPalette(self.notice.palette())
+        app = QApplication.palette()
+        back = app.color(QPalette.ColorRole.Window)
+        palette.setColor(QPalette.ColorRole.WindowText,
+                         theme.readable(app.color(QPalette.ColorRole.WindowText), back))
+        self.notice.setPalette(palette)
+
+    def set_busy(self, busy: bool) -> None:
+        """While a reply is being written nothing that starts another one can be pressed."""
+        self.busy = busy
+        for widget in self.widgets:
+            widget.set_busy(busy)
 
     # --- streaming -----------------------------------------------------------------
     def begin_stream(self, message: Message) -> None:
         self._stream_text = ""
+        self._buffer.clear()
+        self._dirty = False
         self._stick_to_bottom = True
-        self.add_message(message)
+        widget = self.add_message(message)
+        widget.progress_row.show()
+        self.set_busy(True)
         self._timer.start()
+        self.relayout()
 
     def resume_stream(self) -> None:
         """Stream into the last message (a reply being continued) instead of a new one."""
         widget = self.widgets[-1]
         self._stream_text = widget.message.content
         widget.message.state = "streaming"
-        widget.update_message(widget.message)
-        widget.set_last(True)
+        widget.refresh()
+        self.set_busy(True)
         self._stick_to_bottom = True
         self._timer.start()
+
+    def show_progress(self, stage: str, done: int, total: int) -> None:
+        """Model load or prompt reading progress, in the reply being waited for."""
+        if self.widgets and self.widgets[-1].message.state == "streaming":
+            self.widgets[-1].show_progress(stage, done, total)
 
     def append(self, piece: str) -> None:
         """Called per streamed piece: O(1), the render happens on the timer."""
@@ -325,9 +228,30 @@ class ChatView(QScrollArea):
     def end_stream(self, message: Message | None) -> None:
         self._timer.stop()
         self._flush()
+        self.set_busy(False)
         if message is not None and self.widgets:
-            self.widgets[-1].update_message(message)
-            self.widgets[-1].set_last(True)
+            widget = self.widgets[-1]
+            widget.update_message(message)
+            widget.set_last(True)
+            self.last_announcement = (f"Reply finished: {len(message.content.split())} words."
+                                      if message.state == "done" else outcome_note(message))
+            # The window announces the finished reply (MainWindow.announce); the message's
+            # description holds its text for a screen reader that moves onto it.
+            widget.setAccessibleDescription(message.content[:500])
+        self.relayout()
+
+    def relayout(self) -> None:
+        """Bring every size up to date now, not at the next paint or scroll: a reply's height
+        changes at the end of a stream, and until the layouts ran its text was drawn over the
+        Sources line and the buttons below it."""
+        for widget in self.widgets[-2:]:
+            widget.body.fit()
+        # Each pass runs the pending layout requests of one level (message, column,
+        # container, and the scroll area resizing the container); three levels deep.
+        for _ in range(4):
+            QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        if self._stick_to_bottom:
+            self.verticalScrollBar().setValue(self.verticalScrollBar().maximum())
 
     @property
     def streaming_text(self) -> str:
@@ -341,3 +265,88 @@ class ChatView(QScrollArea):
         super().scrollContentsBy(dx, dy)
         bar = self.verticalScrollBar()
         self._stick_to_bottom = bar.value() >= bar.maximum() - 4
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            self._apply_notice_colour()
+
+    # --- keyboard --------------------------------------------------------------------
+    def focusInEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().focusInEvent(event)
+        if self.widgets and not 0 <= self.current < len(self.widgets):
+            self.current, self.current_action = len(self.widgets) - 1, -1
+        self._show_keyboard_focus()
+
+    def focusOutEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().focusOutEvent(event)
+        for widget in self.widgets:
+            if widget.keyboard_focus:
+                widget.set_keyboard_focus(False)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if not self.widgets:
+            super().keyPressEvent(event)
+            return
+        key = event.key()
+        if key in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End):
+            last = len(self.widgets) - 1
+            self.current = {Qt.Key.Key_Up: max(0, self.current - 1),
+                            Qt.Key.Key_Down: min(last, self.current + 1),
+                            Qt.Key.Key_Home: 0, Qt.Key.Key_End: last}[Qt.Key(key)]
+            self.current_action = -1
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
+            actions = self.widgets[self.current].actions()
+            if actions:
+                step = 1 if key == Qt.Key.Key_Right else -1
+                self.current_action = max(-1, min(len(actions) - 1, self.current_action + step))
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            actions = self.widgets[self.current].actions()
+            if 0 <= self.current_action < len(actions):
+                actions[self.current_action].click()
+                # The message may have been rebuilt (a version switch): stay on a valid place.
+                self.current = min(self.current, len(self.widgets) - 1)
+                count = len(self.widgets[self.current].actions()) if self.widgets else 0
+                self.current_action = min(self.current_action, count - 1)
+            elif self.widgets[self.current].message.role == "user":
+                self.widgets[self.current].start_edit()
+                return
+        elif key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+            super().keyPressEvent(event)
+            return
+        else:
+            super().keyPressEvent(event)
+            return
+        self._show_keyboard_focus()
+
+    def _show_keyboard_focus(self) -> None:
+        if not self.widgets or not self.hasFocus():
+            return
+        self.current = max(0, min(self.current, len(self.widgets) - 1))
+        chosen = self.widgets[self.current]
+        actions = chosen.actions()
+        action = actions[self.current_action] if 0 <= self.current_action < len(actions) else None
+        for widget in self.widgets:
+            if widget is chosen:
+                widget.set_keyboard_focus(True, action)
+            elif widget.keyboard_focus:
+                widget.set_keyboard_focus(False)
+        self._stick_to_bottom = False
+        self.ensureWidgetVisible(action or chosen, 16, 16)
+        # Screen readers follow the chosen message (or button) as if it had focus.
+        QAccessible.updateAccessibility(QAccessibleEvent(action or chosen,
+                                                         QAccessible.Event.Focus))
+
+    def focused_widget(self) -> tuple[MessageWidget | None, object]:
+        """The message (and button) the keyboard is on: for tests and accessibility."""
+        if not 0 <= self.current < len(self.widgets):
+            return None, None
+        widget = self.widgets[self.current]
+        return widget, widget.focused_action
+
+
+def outcome_note(message: Message) -> str:
+    from desktop.ui.message_widget import outcome
+
+    note, _ = outcome(message)
+    return note or "Reply finished."
