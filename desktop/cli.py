@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "(where its template has a switch)")
     chat.add_argument("--effort", choices=["low", "medium", "high"],
                       help="reasoning effort for this chat (models that take one: gpt-oss)")
+    from desktop.cli_remote import add_chat_arguments, add_models_parser
+
+    add_chat_arguments(chat)  # --remote URL --remote-model NAME --api-key-env VAR
 
     history = sub.add_parser("history", help="list, show and export conversations")
     hsub = history.add_subparsers(dest="history_command", required=True)
@@ -105,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also delete the file (only files in Hearth's models folder)")
     mtoken = msub.add_parser("token", help="store the Hugging Face token in the OS keychain")
     mtoken.add_argument("--forget", action="store_true")
+    add_models_parser(msub)  # models remote add|list|rm
 
     docs = sub.add_parser("docs", help="private documents: add, list, search, remove")
     dsub = docs.add_subparsers(dest="docs_command", required=True)
@@ -226,17 +230,20 @@ def _context(data_dir: Path) -> Iterator[Any]:
 def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
     import os
 
+    from desktop.cli_remote import announce, chat_model_ref
     from desktop.core.chat.service import ChatService
 
     with _context(data_dir) as ctx:
         service = ChatService(ctx)
-        if not args.model and not ctx.settings.get("last_model"):
+        remote_ref = chat_model_ref(args, ctx)  # remote:MODEL@URL, or None for a GGUF
+        if not (args.model or remote_ref) and not ctx.settings.get("last_model"):
             ctx.ensure_starter()
             latest = ctx.library.latest_chat_model()
             if latest is not None and not ctx.settings.get("last_model"):
                 ctx.settings.set("last_model", latest.path)  # same choice as the window's
-        model_path = os.path.abspath(os.path.expanduser(args.model)) if args.model else None
-        if model_path:
+        model_path = remote_ref or (
+            os.path.abspath(os.path.expanduser(args.model)) if args.model else None)
+        if model_path and not remote_ref:
             service.check_model(model_path)  # a bad file is refused before a chat is made
         chats = ctx.chats
         if args.conversation is None and not (args.cont and chats.latest_conversation()) \
@@ -266,7 +273,7 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
             for name in args.collection:
                 ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
             user = service.add_user_message(conversation.id, args.message)
-        if args.model or args.ctx:
+        if args.model or args.ctx or remote_ref:
             service.load_model(model_path or conversation.model_path
                                or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
             conversation = chats.update_conversation(conversation.id,
@@ -282,6 +289,9 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 sys.stderr.write(piece)
                 sys.stderr.flush()
 
+        # A remote chat says where it goes before anything is sent.
+        announce(chats.conversation(conversation.id).model_path
+                 or ctx.settings.get("last_model"))
         reply = service.answer(conversation.id, user, on_text=stream, on_reasoning=think)
         if args.show_thinking and reply.reasoning:
             sys.stderr.write("\n")
@@ -307,6 +317,8 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 "tokens_per_s": reply.tokens_per_s,
                 "stop_reason": reply.stop_reason,
                 "model": service.model.path if service.model else None,
+                "remote_host": service.model.remote.host
+                if service.model and service.model.remote else None,
                 "base_model": service.model.is_base_model if service.model else None,
                 "sources": reply.sources,
             }, ensure_ascii=False))

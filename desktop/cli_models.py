@@ -31,6 +31,10 @@ def _size(n: int) -> str:
 def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
     command = args.models_command
     library = ctx.library
+    if command == "remote":
+        from desktop.cli_remote import run_remote_command
+
+        return run_remote_command(args, ctx)
     if command == "list":
         ctx.ensure_starter()
         entries = [e.as_dict() for e in library.list()]
