@@ -69,7 +69,6 @@ class OneLineStatus(StatusLine):
 class MainWindow(QMainWindow):
     text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
     progress_arrived = Signal(str, int, int)  # model load / prompt reading, same thread hop
-    progress_arrived = Signal(str, int, int)  # model load / prompt reading, same thread hop
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
@@ -94,8 +93,6 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
         self._build()
         self.text_arrived.connect(self._on_text)
-        self.progress_arrived.connect(self._on_progress)
-        self.service.on_progress = self.progress_arrived.emit
         self.progress_arrived.connect(self._on_progress)
         self.service.on_progress = self.progress_arrived.emit
         self.shortcuts = install_shortcuts(self)
@@ -145,8 +142,6 @@ class MainWindow(QMainWindow):
         self.chat_view.edit_requested.connect(self.edit_last)
         self.chat_view.source_requested.connect(self.show_source)
         self.chat_view.continue_requested.connect(self.continue_reply)
-        self.chat_view.edit_submitted.connect(self.edit_message)
-        self.chat_view.version_requested.connect(self.show_version)
         self.chat_view.edit_submitted.connect(self.edit_message)
         self.chat_view.version_requested.connect(self.show_version)
         self.stack = QStackedWidget()
@@ -786,33 +781,6 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         run_in_background(job, *args, self.text_arrived.emit,
                           on_done=self._reply_done, on_error=self._reply_failed)
-
-    def edit_message(self, message_id: int, text: str) -> None:
-        """Any user message edited in place: a new version of it, and a new reply."""
-        if self.generating or self.loading or self.current_id is None:
-            self.show_error("A reply is still being written: wait for it or press Stop (Esc).",
-                            BUSY)
-            return
-        self.clear_error()
-        self.chat_view.cut_at(message_id)
-        self.chat_view.add_message(Message(0, self.current_id, "user", text, "done", time.time()))
-        self._run_reply(self.service.edit_message, self.current_id, message_id, text)
-
-    def show_version(self, message_id: int) -> None:
-        """‹ › on a message: that version and what was written after it."""
-        if self.current_id is None or self.streaming_id == self.current_id:
-            return
-        self.chat_view.set_messages(self.service.switch_version(self.current_id, message_id))
-        self._update_meter()
-
-    def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if self.generating and self.current_id == self.streaming_id:
-            self.chat_view.show_progress(stage, done, total)
-        if stage == "load" and total:
-            # A load from the picker, a reload or the first reply: the status line counts.
-            label = self._load_label or \
-                f"Loading {Path(self.ctx.settings.get('last_model') or 'the model').name}"
-            self.model_status.show_text(f"{label}… {100 * done // total}%")
 
     def edit_message(self, message_id: int, text: str) -> None:
         """Any user message edited in place: a new version of it, and a new reply."""
