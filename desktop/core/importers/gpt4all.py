@@ -144,10 +144,7 @@ def read_chat_file(path: Path) -> ImportedConversation:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFormatError(f"it could not be opened ({exc.strerror or exc}).") from exc
-    try:
-        conversation = parse_chat(data)
-    except _Damaged as exc:
-        raise ImportFormatError(f"it is damaged: {exc}.") from exc
+    conversation = parse_chat(data)
     conversation.where = shown(path)
     mtime = path.stat().st_mtime
     # GPT4All keeps no per-message times; the file is rewritten on every save, so its time is
@@ -157,6 +154,14 @@ def read_chat_file(path: Path) -> ImportedConversation:
 
 
 def parse_chat(data: bytes) -> ImportedConversation:
+    """The bytes of a `.chat` file as a conversation, or ImportFormatError in one sentence."""
+    try:
+        return _parse_chat(data)
+    except _Damaged as exc:
+        raise ImportFormatError(f"it is damaged: {exc}.") from exc
+
+
+def _parse_chat(data: bytes) -> ImportedConversation:
     stream = QDataReader(data)
     if len(data) < 8 or stream.u32() != MAGIC:
         raise ImportFormatError("it is not a GPT4All chat file (its first bytes are not "

@@ -57,7 +57,10 @@ def read_thread(folder: Path, problems: list[Problem]) -> ImportedConversation:
     meta_file = folder / "thread.json"
     meta: dict[str, Any] = {}
     if meta_file.is_file():
-        data = read_json(meta_file)
+        try:
+            data = read_json(meta_file)
+        except ImportFormatError as exc:
+            raise ImportFormatError(f"its thread.json could not be read: {exc.message}") from exc
         if not isinstance(data, dict):
             raise ImportFormatError("its thread.json is not a Jan thread.")
         meta = data
