@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     hsearch = hsub.add_parser("search")
     hsearch.add_argument("query")
     hsearch.add_argument("--json", action="store_true")
+    from desktop.cli_import import add_import_parser
+
+    add_import_parser(hsub)  # `history import PATH [--from APP] [--dry-run] [--json]`
 
     models = sub.add_parser("models", help="the local model library")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -335,6 +338,10 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
 def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
     with _context(data_dir) as ctx:
         chats = ctx.chats
+        if args.history_command == "import":
+            from desktop.cli_import import cmd_import
+
+            return cmd_import(args, ctx)
         if args.history_command in ("list", "search"):
             found = (chats.search(args.query) if args.history_command == "search"
                      else chats.conversations())
