@@ -37,20 +37,27 @@ class ChatSettingsDialog(QDialog):
         self.system_prompt.setPlaceholderText("Instructions the model sees first, e.g. "
                                               "“Answer briefly.”")
         self.system_prompt.setMaximumHeight(100)
+        self.system_prompt.setAccessibleName("System prompt")
+        self.system_prompt.setTabChangesFocus(True)
         form.addRow("System prompt", self.system_prompt)
         self.inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
         for name, (label, kind, low, high, step) in FIELDS.items():
             box: QSpinBox | QDoubleSpinBox
+            value = sampling.get(name)
+            if name == "seed" and value is None:
+                value = -1  # "random", shown as -1
             if kind == "int":
                 box = QSpinBox()
                 box.setRange(int(low), int(high))
+                box.setSingleStep(int(step))
+                box.setValue(int(value if value is not None else low))
             else:
                 box = QDoubleSpinBox()
                 box.setRange(low, high)
                 box.setDecimals(2)
-            box.setSingleStep(step)
-            value = sampling.get(name)
-            box.setValue(-1 if name == "seed" and value is None else value)
+                box.setSingleStep(step)
+                box.setValue(float(value if value is not None else low))
+            box.setAccessibleName(label)
             self.inputs[name] = box
             form.addRow(label, box)
         if model_fields:
