@@ -49,7 +49,10 @@ class NgramIndex:
                 continue
             start = self.index.get(tuple(toks[-n:]))
             if start is not None:
-                return toks[start:start + limit]
+                draft = toks[start:start + limit]
+                # Images are negative pseudo ids in the history (multimodal.py): no token
+                # to propose there, so the draft ends before one.
+                return draft[:next((i for i, t in enumerate(draft) if t < 0), len(draft))]
         return []
 
 

@@ -42,6 +42,7 @@ class LoadOptions:
     state_dir: str | None = None  # per-conversation KV states on disk (None: RAM only)
     state_ram_mb: int = 1024
     state_disk_mb: int = 2048  # saved chat states on disk, least recently used evicted
+    mmproj: str | None = None  # a vision model's projector, loaded beside it (libmtmd)
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -321,6 +322,12 @@ class EngineClient:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return list(self._call({"op": "count", "texts": texts})["counts"])
+
+    def count_image_tokens(self, paths: list[str]) -> list[int]:
+        """KV positions each image takes with the loaded projector (markers included)."""
+        if not paths:
+            return []
+        return list(self._call({"op": "count", "texts": [], "images": paths})["images"])
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return list(self._call({"op": "embed", "texts": texts})["vectors"])

@@ -47,6 +47,7 @@ class Message:
     parent_id: int | None = None  # the message before this one on its branch (schema 5)
     reasoning: str | None = None  # a reasoning model's thinking, kept apart (schema 6)
     reasoning_s: float | None = None
+    images_json: str | None = None  # SHA-256 hashes of the images sent with it (schema 7)
     # Not a column: the ids of this message's versions (its siblings: same parent), oldest
     # first, this one included. Filled by ChatStore.messages(); one id means no other version.
     versions: list[int] = field(default_factory=list)
@@ -59,6 +60,11 @@ class Message:
     @property
     def sources(self) -> list[dict[str, Any]]:
         return json.loads(self.sources_json) if self.sources_json else []
+
+    @property
+    def images(self) -> list[str]:
+        """The images of this message: hashes of files in <data dir>/images (store/images.py)."""
+        return list(json.loads(self.images_json)) if self.images_json else []
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -291,6 +297,17 @@ class ChatStore:
                     sources: list[dict[str, Any]]) -> None:
         self.db.execute("UPDATE messages SET context = ?, sources_json = ? WHERE id = ?",
                         (context, json.dumps(sources) if sources else None, message_id))
+
+    def set_images(self, message_id: int, hashes: list[str]) -> None:
+        self.db.execute("UPDATE messages SET images_json = ? WHERE id = ?",
+                        (json.dumps(hashes) if hashes else None, message_id))
+
+    def image_references(self, hashes: list[str]) -> set[str]:
+        """Which of `hashes` some message still references (an image shared by two chats stays
+        when one of them is deleted)."""
+        wanted = set(hashes)
+        rows = self.db.query("SELECT images_json FROM messages WHERE images_json IS NOT NULL")
+        return {h for row in rows for h in json.loads(row["images_json"]) if h in wanted}
 
     def set_content(self, message_id: int, content: str, reasoning: str | None = None) -> None:
         """The periodic flush of a streaming reply (each call is one durable commit); a

@@ -176,9 +176,15 @@ V6_REASONING = """
         ALTER TABLE messages ADD COLUMN reasoning_s REAL;
 """
 
+# Vision models: the images a message was sent with, as a JSON list of SHA-256 hashes of files
+# in <data dir>/images (content-addressed: the same picture is stored once).
+V7_IMAGES = """
+        ALTER TABLE messages ADD COLUMN images_json TEXT;
+"""
+
 Step = str | Callable[[sqlite3.Connection], None]
 STEPS: list[Step] = [V1_CHATS, V2_MODEL_LIBRARY, V3_DOCUMENTS, v4_repair_writer_pid,
-                     V5_MESSAGE_VERSIONS, V6_REASONING]
+                     V5_MESSAGE_VERSIONS, V6_REASONING, V7_IMAGES]
 LATEST = len(STEPS)
 
 

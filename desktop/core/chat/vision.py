@@ -1,0 +1,53 @@
+"""Images in prompts: where a user turn's images go, and the image parts the worker reads.
+
+A user turn with images is rendered with a private marker per image at the start of its
+content (any chat template passes message contents through, so this works with every
+template, the built-in ones included). After rendering, `expand_images` splits the message
+parts at the markers into `{"image": path}` parts, which the worker evaluates through libmtmd
+(engine_worker/multimodal.py) in order with the text. The marker characters are taken out of
+what the user typed, so a message can never point at another image.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_OPEN, _CLOSE = "\ue002", "\ue003"
+_MARKER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+
+
+def marked_content(text: str, first_index: int, count: int) -> str:
+    """`text` led by markers for images first_index .. first_index+count-1 of the prompt."""
+    clean = text.replace(_OPEN, "").replace(_CLOSE, "")
+    if not count:
+        return clean
+    marks = "".join(f"{_OPEN}{first_index + k}{_CLOSE}" for k in range(count))
+    return f"{marks}\n{clean}"
+
+
+def strip_markers(text: str) -> str:
+    return text.replace(_OPEN, "").replace(_CLOSE, "")
+
+
+def expand_images(parts: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
+    """Split message parts at image markers into text parts and {"image": path} parts."""
+    if not paths:
+        return parts
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        text = part.get("text", "")
+        if part.get("special") or _OPEN not in text:
+            out.append(part)
+            continue
+        pos = 0
+        for match in _MARKER.finditer(text):
+            if match.start() > pos:
+                out.append({**part, "text": text[pos:match.start()]})
+            index = int(match.group(1))
+            if index < len(paths):
+                out.append({"image": paths[index]})
+            pos = match.end()
+        if pos < len(text):
+            out.append({**part, "text": text[pos:]})
+    return out
