@@ -801,8 +801,13 @@ class MainWindow(QMainWindow):
         self._update_meter()
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if self.current_id == self.streaming_id:
+        if self.generating and self.current_id == self.streaming_id:
             self.chat_view.show_progress(stage, done, total)
+        if stage == "load" and total:
+            # A load from the picker, a reload or the first reply: the status line counts.
+            label = self._load_label or \
+                f"Loading {Path(self.ctx.settings.get('last_model') or 'the model').name}"
+            self.model_status.show_text(f"{label}… {100 * done // total}%")
 
     def _on_text(self, piece: str) -> None:
         self._live_text += piece
