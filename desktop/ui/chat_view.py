@@ -77,6 +77,7 @@ class ChatView(QScrollArea):
         self.current = -1  # the message chosen with the keyboard
         self.current_action = -1  # its button, -1: the message itself
         self.last_announcement = ""
+        self._edited_versions: list[int] = []  # versions of the user message being replaced
         self._buffer: list[str] = []
         self._dirty = False
         self._stream_text = ""
@@ -150,6 +151,9 @@ class ChatView(QScrollArea):
         """Remove a message and everything after it from the view (an edit starts there)."""
         for index, widget in enumerate(self.widgets):
             if widget.message.id == message_id:
+                if widget.message.role == "user":
+                    # The edited text becomes the next version of this message.
+                    self._edited_versions = list(widget.message.versions or [message_id])
                 self._drop_from(index)
                 self._mark_last()
                 return
@@ -229,6 +233,16 @@ class ChatView(QScrollArea):
         self._timer.stop()
         self._flush()
         self.set_busy(False)
+        if message is not None and len(self.widgets) >= 2 and message.parent_id:
+            asked = self.widgets[-2]
+            if asked.message.role == "user" and asked.message.id <= 0:
+                # The question was drawn before it was stored: now it has its id (so Edit
+                # shows) and, after an edit, its place among the versions.
+                asked.message.id = message.parent_id
+                asked.message.versions = [*self._edited_versions, message.parent_id] \
+                    if self._edited_versions else [message.parent_id]
+                asked.refresh()
+        self._edited_versions = []
         if message is not None and self.widgets:
             widget = self.widgets[-1]
             widget.update_message(message)
