@@ -40,6 +40,24 @@ def open_about(parent: QWidget | None, ctx: AppContext) -> Any:
     return dialog
 
 
+def open_import(parent: QWidget | None, ctx: AppContext) -> Any:
+    """Show Import chats… (one at a time); the window's chat list refreshes after an import."""
+    from desktop.ui.import_dialog import ImportDialog
+
+    dialog = getattr(parent, "_import_dialog", None)
+    if dialog is None or not dialog.isVisible():
+        dialog = ImportDialog(ctx, parent)
+        refresh = getattr(parent, "refresh_conversations", None)
+        if refresh is not None:
+            dialog.imported.connect(lambda _report: refresh())
+        if parent is not None:
+            parent._import_dialog = dialog  # type: ignore[attr-defined]
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()
+    return dialog
+
+
 def install_app_actions(window: QWidget, ctx: AppContext) -> dict[str, QAction]:
     """Add Settings… and About to `window`; their shortcuts work in every Hearth window."""
     settings = QAction("Settings…", window)
@@ -51,6 +69,9 @@ def install_app_actions(window: QWidget, ctx: AppContext) -> dict[str, QAction]:
     about = QAction("About Hearth", window)
     about.setMenuRole(QAction.MenuRole.AboutRole)
     about.triggered.connect(lambda: open_about(window, ctx))
+    importer = QAction("Import chats…", window)  # from GPT4All, ChatGPT, LM Studio, Jan...
+    importer.triggered.connect(lambda: open_import(window, ctx))
     window.addAction(settings)
     window.addAction(about)
-    return {"settings": settings, "about": about}
+    window.addAction(importer)
+    return {"settings": settings, "about": about, "import": importer}
