@@ -108,6 +108,8 @@ class MessageBody(QTextBrowser):
         # Click to select and Ctrl+C, but not a Tab stop (the conversation is one stop).
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.viewport().setAutoFillBackground(False)
+        # Text lines up with the author line and the buttons (Qt's default margin is 4 px).
+        self.document().setDocumentMargin(0)
         self.document().documentLayout().documentSizeChanged.connect(self.fit)
         self.horizontalScrollBar().rangeChanged.connect(self.fit)
         self.setFixedHeight(24)
