@@ -310,17 +310,17 @@ class ChatView(QScrollArea):
                             Qt.Key.Key_Home: 0, Qt.Key.Key_End: last}[Qt.Key(key)]
             self.current_action = -1
         elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
-            actions = self.widgets[self.current].actions()
+            actions = self.widgets[self.current].action_buttons()
             if actions:
                 step = 1 if key == Qt.Key.Key_Right else -1
                 self.current_action = max(-1, min(len(actions) - 1, self.current_action + step))
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
-            actions = self.widgets[self.current].actions()
+            actions = self.widgets[self.current].action_buttons()
             if 0 <= self.current_action < len(actions):
                 actions[self.current_action].click()
                 # The message may have been rebuilt (a version switch): stay on a valid place.
                 self.current = min(self.current, len(self.widgets) - 1)
-                count = len(self.widgets[self.current].actions()) if self.widgets else 0
+                count = len(self.widgets[self.current].action_buttons()) if self.widgets else 0
                 self.current_action = min(self.current_action, count - 1)
             elif self.widgets[self.current].message.role == "user":
                 self.widgets[self.current].start_edit()
@@ -338,7 +338,7 @@ class ChatView(QScrollArea):
             return
         self.current = max(0, min(self.current, len(self.widgets) - 1))
         chosen = self.widgets[self.current]
-        actions = chosen.actions()
+        actions = chosen.action_buttons()
         action = actions[self.current_action] if 0 <= self.current_action < len(actions) else None
         for widget in self.widgets:
             if widget is chosen:

@@ -587,7 +587,7 @@ class MessageWidget(QFrame):
         if not self.busy and 0 <= at < len(versions):
             self.version_requested.emit(versions[at])
 
-    def actions(self) -> list[QPushButton]:
+    def action_buttons(self) -> list[QPushButton]:
         """The buttons the arrow keys walk through, in reading order (visible, enabled)."""
         return [b for b in (self.previous_version, self.next_version, self.copy_button,
                             self.edit_button, self.regenerate_button, self.continue_button)
