@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.core.chat import reasoning
+from desktop.core.chat import reasoning, vision
 from desktop.core.chat.budget import TURN_OVERHEAD, history_budget, window_start
 from desktop.core.chat.templates import (
     ChatFormat,
@@ -35,6 +35,7 @@ from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_war
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
 from desktop.core.store.chats import Conversation, Message, title_from
+from desktop.core.store.images import ImageStore
 
 FLUSH_S = 0.5
 EXCERPT_SHARE = 0.4  # at most this share of the context goes to document excerpts
@@ -85,8 +86,10 @@ class ChatService:
         entry = self.ctx.library.find(path)
         own = entry.settings if entry else {}  # per-model defaults beat app defaults
         n_ctx = int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096)
+        mmproj = vision.projector_for(path, own)  # a vision model's projector, if paired
         current = self.model
         if (current and current.path == path and self.ctx.engine.loaded
+                and bool(current.loaded.get("vision")) == bool(mmproj)
                 and current.loaded.get("n_ctx") == min(n_ctx,
                                                        current.info.context_length or n_ctx)):
             return current  # already loaded as asked: no header read, no memory probe
@@ -107,6 +110,7 @@ class ChatService:
             if settings.get("kv_states_on_disk", True) else None,
             state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
             state_disk_mb=int(settings.get("kv_states_disk_mb") or 2048),
+            mmproj=mmproj,
         )
         ids = {v: k for k, v in info.special_tokens.items()}
         tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
@@ -179,8 +183,13 @@ class ChatService:
             system_prompt=system_prompt, settings=settings or {}, model_path=model_path)
 
     def delete_conversation(self, conversation_id: int) -> None:
-        """Delete a chat and its saved KV state (it holds the chat's content in another form)."""
+        """Delete a chat and its saved KV state (it holds the chat's content in another form),
+        and its images that no other chat sends."""
+        images = [h for m in self.ctx.chats.all_messages(conversation_id) for h in m.images]
         self.ctx.chats.delete_conversation(conversation_id)
+        if images:
+            ImageStore(self.ctx.data_dir).delete_unreferenced(
+                images, self.ctx.chats.image_references(images))
         for state in kv_states.states_dir(self.ctx.data_dir).glob(f"*/{conversation_id}.kvstate"):
             state.unlink(missing_ok=True)
 
@@ -195,19 +204,29 @@ class ChatService:
     # --- replies ---------------------------------------------------------------------
     def send(self, conversation_id: int, text: str,
              on_text: TextCallback | None = None,
-             on_reasoning: TextCallback | None = None) -> Message:
-        user = self.add_user_message(conversation_id, text)
+             on_reasoning: TextCallback | None = None,
+             images: list[str] | None = None) -> Message:
+        user = self.add_user_message(conversation_id, text, images)
         return self.answer(conversation_id, user, on_text, on_reasoning)
 
-    def add_user_message(self, conversation_id: int, text: str) -> Message:
+    def add_user_message(self, conversation_id: int, text: str,
+                         images: list[str] | None = None) -> Message:
         """Store the user's message, durable before any model work (a kill while the model
-        loads must not lose it), and title a new chat after it."""
-        text = text.strip()
-        if not text:
+        loads must not lose it), and title a new chat after it. `images` are image files for
+        a vision model: copied into the data dir first (content-addressed), then referenced."""
+        text = vision.strip_markers(text).strip()
+        if not text and not images:
             raise HearthError("The message is empty.")
+        if images and self.model is not None and not self.model.loaded.get("vision"):
+            raise HearthError(f"{Path(self.model.path).name} cannot see images: choose a vision "
+                              "model (one with its mmproj projector file).")
+        hashes = [ImageStore(self.ctx.data_dir).add_file(p) for p in images or []]
         chats = self.ctx.chats
         conversation = chats.conversation(conversation_id)
         user = chats.add_message(conversation_id, "user", text)
+        if hashes:
+            chats.set_images(user.id, hashes)
+            user = chats.message(user.id)
         if not conversation.title:
             chats.update_conversation(conversation_id, title=title_from(text))
         return user
@@ -347,32 +366,41 @@ class ChatService:
     def build_prompt(self, conversation: Conversation, model: ModelState,
                      params: dict[str, Any], exclude: int | None = None) -> list[dict[str, Any]]:
         history = [m for m in self.ctx.chats.messages(conversation.id)
-                   if m.role in ("user", "assistant") and m.content and m.id != exclude]
+                   if m.role in ("user", "assistant") and (m.content or m.images)
+                   and m.id != exclude]
         system = conversation.system_prompt.strip()
         if model.remote is not None:
             return self._remote_messages(conversation, model, params, history, system)
         fixed = (self.ctx.engine.count_tokens([system])[0] + TURN_OVERHEAD) if system else 0
         budget = history_budget(model.n_ctx, fixed + TURN_OVERHEAD,
                                 int(params.get("max_tokens") or 512))
-        start = window_start(self._count(model, history), [m.role for m in history], budget)
+        sees = bool(model.loaded.get("vision"))
+        images, paths = ImageStore(self.ctx.data_dir), list[str]()
+        counts = self._count(model, history)
+        if sees:  # image positions count in the budget too
+            counts = vision.image_costs(counts, history, model.path, images, self.ctx.engine,
+                                        self._token_counts)
+        start = window_start(counts, [m.role for m in history], budget)
         self.context_start[conversation.id] = history[start].id if start and history else None
         # Earlier thinking goes back to the model only when its template reads it (Qwen3 uses
         # it within a tool-call chain only): otherwise the answer alone, so the prefix holds.
         past = reasoning.template_options(model.fmt.source)["past_reasoning"]
-        turns = alternate([{"role": m.role, "content": m.context or m.content,
+        turns = alternate([{"role": m.role, "content": vision.turn_content(m, paths, images, sees),
                             **({"reasoning_content": m.reasoning} if past and m.reasoning
                                else {})}
                            for m in history[start:]])
         options = self.thinking_options(conversation, model)
         if not system:
-            return render_parts(model.fmt, turns, options=options)
+            return vision.expand_images(render_parts(model.fmt, turns, options=options), paths)
         try:
-            return render_parts(model.fmt, [{"role": "system", "content": system}, *turns],
-                                options=options)
+            return vision.expand_images(
+                render_parts(model.fmt, [{"role": "system", "content": system}, *turns],
+                             options=options), paths)
         except TemplateRefused:
             # Some templates (Gemma 2, early Mistral) refuse a system turn: the instructions
             # then open the first user message, the same way every turn, so the cache holds.
-            return render_parts(model.fmt, fold_system(system, turns), options=options)
+            return vision.expand_images(
+                render_parts(model.fmt, fold_system(system, turns), options=options), paths)
 
     def _remote_messages(self, conversation: Conversation, model: ModelState,
                          params: dict[str, Any], history: list[Message],

@@ -51,3 +51,40 @@ def expand_images(parts: list[dict[str, Any]], paths: list[str]) -> list[dict[st
         if pos < len(text):
             out.append({**part, "text": text[pos:]})
     return out
+
+
+def turn_content(message: Any, paths: list[str], images: Any, enabled: bool) -> str:
+    """A history message's content for the template: with markers for its images when the
+    model sees images (their files appended to `paths`), its text alone otherwise."""
+    text = message.context or message.content
+    hashes = list(message.images) if enabled and message.role == "user" else []
+    if not hashes:
+        return strip_markers(text)
+    first = len(paths)
+    paths.extend(str(images.require(h)) for h in hashes)
+    return marked_content(text, first, len(hashes))
+
+
+def image_costs(counts: list[int], history: list[Any], model_path: str, images: Any,
+                engine: Any, cache: dict[Any, int]) -> list[int]:
+    """Token counts of the history with each message's image positions added (the context
+    budget must see them: one image can take hundreds of positions)."""
+    out = list(counts)
+    for i, message in enumerate(history):
+        for digest in message.images if message.role == "user" else []:
+            key = (model_path, "image", digest)
+            if key not in cache:
+                cache[key] = engine.count_image_tokens([str(images.require(digest))])[0]
+            out[i] += cache[key]
+    return out
+
+
+def projector_for(model_path: str, own_settings: dict[str, Any]) -> str | None:
+    """The vision projector stored with a model in the library (its `mmproj` setting), when
+    that file is still there."""
+    from pathlib import Path
+
+    mmproj = own_settings.get("mmproj")
+    if mmproj and Path(str(mmproj)).is_file():
+        return str(mmproj)
+    return None

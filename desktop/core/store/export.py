@@ -10,16 +10,32 @@ from typing import Any
 
 from desktop.core.errors import HearthError
 from desktop.core.store.chats import ChatStore, Message
+from desktop.core.store.images import MIME, ImageStore
 
 REASONING_FIELDS = ("reasoning", "reasoning_s")
 
 
-def _message_data(message: Message, with_thinking: bool) -> dict[str, Any]:
+def _message_data(message: Message, with_thinking: bool,
+                  images: ImageStore | None = None) -> dict[str, Any]:
     data = message.as_dict()
     if not with_thinking:
         for key in REASONING_FIELDS:
             data.pop(key, None)
+    data.pop("images_json", None)
+    if message.images and images is not None:
+        data["images"] = [_image_data(images, digest) for digest in message.images]
     return data
+
+
+def _image_data(images: ImageStore, digest: str) -> dict[str, Any]:
+    """An image of a message, inside the export (base64): the export stands alone."""
+    import base64
+
+    path = images.path(digest)
+    if path is None:
+        return {"sha256": digest, "missing": True}
+    return {"sha256": digest, "type": MIME.get(path.suffix[1:], "image/png"),
+            "base64": base64.b64encode(path.read_bytes()).decode("ascii")}
 
 
 def conversation_data(chats: ChatStore, conversation_id: int,
@@ -27,6 +43,7 @@ def conversation_data(chats: ChatStore, conversation_id: int,
     """The chat as plain data. A reasoning model's thinking is left out unless asked for: it
     is long, and people share exports for the answers."""
     conversation = chats.conversation(conversation_id)
+    images = ImageStore(chats.db.path.parent)  # the data dir holds the database and images/
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -37,7 +54,8 @@ def conversation_data(chats: ChatStore, conversation_id: int,
         "settings": conversation.settings,
         # A chat that used a remote server left this machine: the hosts it went to.
         "remote_hosts": list(conversation.settings.get("remote_hosts") or []),
-        "messages": [_message_data(m, with_thinking) for m in chats.messages(conversation_id)],
+        "messages": [_message_data(m, with_thinking, images)
+                     for m in chats.messages(conversation_id)],
     }
 
 
@@ -57,6 +75,11 @@ def to_markdown(data: dict[str, Any]) -> str:
             took = f" ({seconds:.0f} s)" if seconds else ""
             lines += [f"<details><summary>Thinking{took}</summary>", "", message["reasoning"], "",
                       "</details>", ""]
+        for image in message.get("images") or []:
+            # Data URIs: the Markdown file shows its pictures without a folder beside it.
+            lines += ([f"![image {image['sha256'][:12]}](data:{image['type']};base64,"
+                       f"{image['base64']})", ""] if "base64" in image
+                      else [f"_(image {image['sha256'][:12]} is missing)_", ""])
         lines += [message["content"], ""]
     return "\n".join(lines)
 
