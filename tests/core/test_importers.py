@@ -354,3 +354,48 @@ def test_localdocs_collections_are_indexed_once(sources: dict[str, Path],
         assert len(ctx.documents.documents(collection)) == 1
     finally:
         ctx.close()
+
+
+def test_json_sources_with_wrong_values_are_read_or_reported(sources: dict[str, Path]) -> None:
+    """Any value of the JSON exports replaced by a value of another type: the scan still
+    returns, naming the item it could not read, and never raises."""
+    import json
+
+    rng = random.Random(7)
+    junk = [None, 0, -1, 1e300, "", "x", [], {}, [None], {"": None}, True]
+
+    def nodes(value, path=()):  # noqa: ANN001, ANN202
+        yield path
+        children = value.items() if isinstance(value, dict) else \
+            enumerate(value) if isinstance(value, list) else []
+        for key, child in children:
+            yield from nodes(child, (*path, key))
+
+    files = [sources["chatgpt"], sources["openwebui"],
+             next((sources["lmstudio"] / "conversations").glob("17000050*.json"))]
+    for file in files:
+        original = json.loads(file.read_text(encoding="utf-8"))
+        app = detect(file)
+        every = list(nodes(original))
+        for _ in range(150):
+            data = json.loads(json.dumps(original))
+            for _edit in range(rng.randint(1, 3)):
+                path = rng.choice(every)
+                if not path:
+                    continue
+                parent = data
+                try:
+                    for key in path[:-1]:
+                        parent = parent[key]
+                    parent[path[-1]] = json.loads(json.dumps(rng.choice(junk)))
+                except (KeyError, IndexError, TypeError):
+                    continue  # an earlier edit removed this node
+            file.write_text(json.dumps(data), encoding="utf-8")
+            try:
+                found = scan(file, app)
+            except ImportFormatError as exc:  # nothing of the app's left at all
+                assert exc.message.endswith(".")
+                continue
+            for problem in found.problems:
+                assert problem.message.endswith(".") and "\n" not in problem.message
+        file.write_text(json.dumps(original), encoding="utf-8")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.importers.model import (
+    ITEM_ERRORS,
     MAX_JSON_BYTES,
     Found,
     ImportedConversation,
@@ -25,6 +26,7 @@ from desktop.core.importers.model import (
     as_dict,
     as_text,
     epoch_seconds,
+    item_problem,
     parse_json,
     read_json,
     shown,
@@ -79,8 +81,8 @@ def scan(path: Path) -> Found:
         where = f"{shown(path)} (conversation {n})"
         try:
             found.conversations.append(conversation(item, where))
-        except ImportFormatError as exc:
-            found.problems.append(Problem(where, exc.message))
+        except ITEM_ERRORS as exc:
+            found.problems.append(item_problem(where, exc))
     return found
 
 
@@ -131,7 +133,8 @@ def _parts_text(parts: Any) -> str:
     for part in parts:
         if isinstance(part, str):
             pieces.append(part)
-        elif isinstance(part, dict) and part.get("content_type", "").endswith("asset_pointer"):
+        elif isinstance(part, dict) and as_text(part.get("content_type")).endswith(
+                "asset_pointer"):
             pieces.append("[image not imported]")
         else:
             pieces.append(text_of(part))
@@ -142,13 +145,15 @@ def _branch(mapping: dict[str, Any], current: Any) -> list[Any]:
     """The nodes from the root down to `current_node`; without one (old exports), the branch
     that always takes the newest child."""
     if not isinstance(current, str) or current not in mapping:
-        roots = [k for k, v in mapping.items()
-                 if isinstance(v, dict) and v.get("parent") not in mapping]
+        roots = [k for k, v in mapping.items() if isinstance(v, dict)
+                 and not (isinstance(v.get("parent"), str) and v["parent"] in mapping)]
         current = roots[0] if roots else None
         seen: set[str] = set()
         while current is not None and current not in seen:
             seen.add(current)
-            children = [c for c in (mapping[current].get("children") or []) if c in mapping]
+            listed = as_dict(mapping[current]).get("children")
+            children = [c for c in listed if isinstance(c, str) and c in mapping] \
+                if isinstance(listed, list) else []
             if not children:
                 break
             current = children[-1]

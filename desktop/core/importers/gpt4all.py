@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.importers.model import (
+    ITEM_ERRORS,
     Found,
     ImportedCollection,
     ImportedConversation,
@@ -42,6 +43,7 @@ from desktop.core.importers.model import (
     ImportFormatError,
     Problem,
     epoch_seconds,
+    item_problem,
     shown,
 )
 
@@ -357,8 +359,8 @@ def scan(path: Path) -> Found:
     for file in files:
         try:
             found.conversations.append(read_chat_file(file))
-        except ImportFormatError as exc:
-            found.problems.append(Problem(shown(file), exc.message))
+        except ITEM_ERRORS as exc:
+            found.problems.append(item_problem(shown(file), exc))
     if database is not None:
         try:
             found.collections.extend(read_localdocs(database))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.importers.model import (
+    ITEM_ERRORS,
     MAX_JSON_BYTES,
     Found,
     ImportedConversation,
@@ -21,6 +22,7 @@ from desktop.core.importers.model import (
     Problem,
     as_text,
     epoch_seconds,
+    item_problem,
     read_json,
     shown,
     text_of,
@@ -48,8 +50,8 @@ def scan(path: Path) -> Found:
     for folder in thread_folders(path):
         try:
             found.conversations.append(read_thread(folder, found.problems))
-        except ImportFormatError as exc:
-            found.problems.append(Problem(shown(folder), exc.message))
+        except ITEM_ERRORS as exc:
+            found.problems.append(item_problem(shown(folder), exc))
     return found
 
 

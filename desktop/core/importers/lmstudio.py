@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.importers.model import (
+    ITEM_ERRORS,
     Found,
     ImportedConversation,
     ImportedMessage,
     ImportFormatError,
-    Problem,
     as_dict,
     epoch_seconds,
+    item_problem,
     read_json,
     shown,
     text_of,
@@ -46,8 +47,8 @@ def scan(path: Path) -> Found:
     for file in files(path) if path.is_dir() else [path]:
         try:
             found.conversations.append(read_file(file))
-        except ImportFormatError as exc:
-            found.problems.append(Problem(shown(file), exc.message))
+        except ITEM_ERRORS as exc:
+            found.problems.append(item_problem(shown(file), exc))
     return found
 
 

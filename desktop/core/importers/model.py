@@ -141,6 +141,20 @@ def parse_json(raw: bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise ImportFormatError(f"it is not valid JSON (line {exc.lineno}, column "
                                 f"{exc.colno}: {exc.msg}).") from exc
+    except RecursionError as exc:
+        raise ImportFormatError("it nests deeper than any chat export does.") from exc
+
+
+# What a damaged or unexpected value can raise while one item is read: that item's problem,
+# never the whole import's (the rest goes on).
+ITEM_ERRORS = (ImportFormatError, RecursionError, ValueError, TypeError, AttributeError,
+               KeyError, IndexError)
+
+
+def item_problem(where: str, exc: Exception) -> Problem:
+    if isinstance(exc, ImportFormatError):
+        return Problem(where, exc.message)
+    return Problem(where, f"it is not laid out as this importer expects ({type(exc).__name__}).")
 
 
 def as_dict(value: Any) -> dict[str, Any]:

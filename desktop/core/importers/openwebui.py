@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.importers.model import (
+    ITEM_ERRORS,
     Found,
     ImportedConversation,
     ImportedMessage,
@@ -21,6 +22,7 @@ from desktop.core.importers.model import (
     Problem,
     as_dict,
     epoch_seconds,
+    item_problem,
     read_json,
     shown,
     text_of,
@@ -48,8 +50,8 @@ def scan(path: Path) -> Found:
         where = f"{shown(path)} (chat {n})"
         try:
             found.conversations.append(conversation(item, where))
-        except ImportFormatError as exc:
-            found.problems.append(Problem(where, exc.message))
+        except ITEM_ERRORS as exc:
+            found.problems.append(item_problem(where, exc))
     return found
 
 
