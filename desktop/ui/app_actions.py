@@ -1,4 +1,5 @@
-"""App-wide actions: Settings… (Ctrl+, / Cmd+,) and About Hearth, usable from every window.
+"""App-wide actions: Settings… (Ctrl+, / Cmd+,), About Hearth and Import chats…, usable from
+every window.
 
 app.py installs them on the main window; a menu or toolbar can add the same QActions.
 """
