@@ -282,8 +282,10 @@ class ChatView(QScrollArea):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
             self._apply_notice_colour()
+            for widget in self.widgets:
+                widget.follow_palette()
 
     # --- keyboard --------------------------------------------------------------------
     def focusInEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override

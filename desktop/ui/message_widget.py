@@ -311,6 +311,7 @@ class MessageWidget(QFrame):
         self._copy_timer.timeout.connect(self._copy_reset)
         self._stable_chars = 0
         self._tail_at = 0
+        self._colors_for: tuple[int, int] | None = None
         self.apply_colors()
         self.update_message(message)
 
@@ -327,6 +328,8 @@ class MessageWidget(QFrame):
     def apply_colors(self) -> None:
         """Palette colours for this message's background, each at least 4.5:1 (text) on it."""
         app = QApplication.palette()
+        self._colors_for = (app.color(QPalette.ColorRole.Window).rgb(),
+                            app.color(QPalette.ColorRole.WindowText).rgb())
         back = self.background()
         text = theme.readable(app.color(QPalette.ColorRole.WindowText), back)
         self.colors = MarkdownColors.from_palette(app, back)
@@ -358,11 +361,21 @@ class MessageWidget(QFrame):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
-        if event.type() == QEvent.Type.ApplicationPaletteChange:
-            # A theme switch: colours and the Markdown (its colours are inline) follow.
-            self.apply_colors()
-            if self.message.state != "streaming":
-                self.render_text(self.message.content)
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange,
+                            QEvent.Type.StyleChange):
+            self.follow_palette()
+
+    def follow_palette(self) -> None:
+        """After a theme switch: colours and the Markdown (its colours are inline) follow.
+        This widget's own palette is set in full, so Qt does not tell it: the view does."""
+        app = QApplication.palette()
+        key = (app.color(QPalette.ColorRole.Window).rgb(),
+               app.color(QPalette.ColorRole.WindowText).rgb())
+        if key == self._colors_for:
+            return  # our own setPalette, or nothing that changes our colours
+        self.apply_colors()
+        if self.message.state != "streaming":
+            self.render_text(self.message.content)
 
     def paintEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         painter = QPainter(self)

@@ -249,3 +249,23 @@ def test_progress_shows_in_the_reply_placeholder(qtbot, view: ChatView) -> None:
     view.append("First words")
     qtbot.waitUntil(lambda: not placeholder.progress_row.isVisibleTo(view))
     assert "First words" in placeholder.body.toPlainText()
+
+
+def test_colours_follow_a_theme_switch(qtbot, view: ChatView) -> None:  # noqa: ANN001
+    theme.apply_theme("light")
+    try:
+        view.set_messages([_message("user", "Q", 1),
+                           _message("assistant", "| a |\n|---|\n| 1 |\n\n> q", 2,
+                                    completion_tokens=3, tokens_per_s=9.0)])
+        reply = view.widgets[1]
+        assert not reply.colors.dark
+        theme.apply_theme("dark")
+        qtbot.waitUntil(lambda: reply.colors.dark)
+        back = reply.background()
+        assert theme.luminance(back) < 0.4
+        for label in (reply.meta, reply.who):
+            colour = label.palette().color(QPalette.ColorRole.WindowText)
+            assert theme.contrast(colour, back) >= 4.5
+        assert reply.colors.bar in reply.body.toHtml() or "bgcolor" in reply.body.toHtml()
+    finally:
+        theme.apply_theme("system")
