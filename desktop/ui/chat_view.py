@@ -292,7 +292,8 @@ class ChatView(QScrollArea):
         super().focusInEvent(event)
         if self.widgets and not 0 <= self.current < len(self.widgets):
             self.current, self.current_action = len(self.widgets) - 1, -1
-        self._show_keyboard_focus()
+        if event.reason() != Qt.FocusReason.MouseFocusReason:
+            self._show_keyboard_focus()  # a click shows no ring; the first arrow key will
 
     def focusOutEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         super().focusOutEvent(event)
