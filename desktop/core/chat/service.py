@@ -63,7 +63,7 @@ class ModelState:
 
     @property
     def is_base_model(self) -> bool:
-        return self.info.chat_template is None
+        return self.remote is None and self.info.chat_template is None  # a server's has one
 
 
 class ChatService:
@@ -512,7 +512,12 @@ class ChatService:
                               else self.ctx.engine.count_tokens([resume.content])[0])
         self._stop_requested.clear()
         flushed_at = time.monotonic()
+        # With the API server on, the reply waits for the requests queued before it (one
+        # generation at a time, in arrival order); a Stop meanwhile cancels it at once below.
+        turn = self.ctx.engine_turn(
+            None if model.remote is not None else f"chat {conversation.id}")
         try:
+            turn.wait()
             generation = (model.remote.generate(parts, params) if model.remote is not None
                           else self.ctx.engine.generate(parts, params))
             generation.on_progress = self._progress
@@ -545,6 +550,7 @@ class ChatService:
             raise
         finally:
             self._generation = None
+            turn.release()
         state = "stopped" if result.get("stop_reason") == "cancelled" else "done"
         return chats.finish_message(
             reply.id, state, "".join(text),
