@@ -10,6 +10,8 @@ Events (worker -> client), each with the "id" of its request:
 generate params may carry reasoning_format ("think", "harmony", "gemma": core/chat/reasoning.py):
 the worker then sends a reasoning model's thinking in `reasoning`, apart from the answer.  counted {counts}  embedded {vectors}
   ok {}  error {kind, message}
+  progress {stage, done, total}: before a final event, "load" (percent of the model loaded)
+  or "prompt" (prompt tokens read, for prompts longer than one batch); not final.
 """
 
 from __future__ import annotations
