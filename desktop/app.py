@@ -58,6 +58,8 @@ def build_window(data_dir: Path) -> Any:
     apply_theme(ctx.settings.get("theme") or "system")
     window = MainWindow(ctx)
     window.app_actions = install_app_actions(window, ctx)
+    actions = window.app_actions
+    window.toolbar.set_app_actions([actions["import"], actions["settings"], actions["about"]])
     # Watched collections are re-indexed while the app runs, whichever windows are open.
     ctx.start_watching()
     if ctx.settings.problem:

@@ -10,7 +10,7 @@ the text elided with the whole of it in a tooltip.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QPaintEvent
+from PySide6.QtGui import QAction, QPaintEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyleOptionButton,
     QStylePainter,
+    QToolButton,
     QWidget,
 )
 
@@ -158,8 +159,26 @@ class ChatToolbar(QWidget):
         # question is answered from belongs with the question, and leaves the picker room.
         for button in (self.models_button, self.documents_button, self.settings_button):
             row.addWidget(button)
+        # The app menu (Import chats…, Settings…, About): without a menu bar on Linux and
+        # Windows, actions that only had shortcuts could not be found at all.
+        self.app_menu = QMenu(self)
+        self.app_menu.setAccessibleName("Hearth menu")
+        self.menu_button = QToolButton()
+        self.menu_button.setText("☰")
+        self.menu_button.setAccessibleName("Hearth menu")
+        self.menu_button.setToolTip("Import chats, Settings, About")
+        self.menu_button.setMenu(self.app_menu)
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.menu_button.setMinimumWidth(40)  # a target as wide as the other buttons' least
+        row.addWidget(self.menu_button)
+
+    def set_app_actions(self, actions: list[QAction]) -> None:
+        self.app_menu.clear()
+        for action in actions:
+            self.app_menu.addAction(action)
 
     def controls(self) -> list[QWidget]:
         """In focus order."""
         return [self.model_box, self.models_button, self.documents_button,
-                self.settings_button]
+                self.settings_button, self.menu_button]

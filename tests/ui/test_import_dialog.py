@@ -104,3 +104,18 @@ def test_gpt4all_folder_with_localdocs_and_a_file_it_cannot_read(qtbot, data_dir
         assert not dialog.import_button.isEnabled() and _rows(dialog) == []
     finally:
         window.close()
+
+
+def test_the_window_menu_reaches_import_settings_and_about(qtbot, data_dir: Path) -> None:
+    """Without a menu bar on Linux and Windows, the toolbar's menu is how these are found."""
+    window = _window(qtbot, data_dir)
+    try:
+        button = window.toolbar.menu_button
+        assert button.isVisible() and button.accessibleName() == "Hearth menu"
+        assert [a.text() for a in button.menu().actions()] == [
+            "Import chats…", "Settings…", "About Hearth"]
+        button.menu().actions()[0].trigger()
+        assert window._import_dialog.isVisible()
+        window._import_dialog.close()
+    finally:
+        window.close()
