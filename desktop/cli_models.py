@@ -57,12 +57,13 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
         print(json.dumps(read_gguf(args.path).summary(), indent=2))
         return 0
     if command == "scan":
-        from desktop.core.models.scan import scan
+        from desktop.core.models.scan import scan, with_projectors
 
-        found = scan()
+        found = with_projectors(scan())
         known = {e.path for e in library.list()}
-        rows = [{"app": app, "path": str(path), "in_library": str(path) in known}
-                for app, path in found]
+        rows = [{"app": app, "path": str(path), "in_library": str(path) in known,
+                 "mmproj": str(mmproj) if mmproj else None}  # a vision model's projector
+                for app, path, mmproj in found]
         if args.add:
             for row in rows:
                 if not row["in_library"]:
@@ -72,6 +73,7 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
                     except HearthError as exc:
                         row["error"] = exc.message
         _print(args, rows, [f"{r['app']:18} {r['path']}{'  (in library)' if r['in_library'] else ''}"
+                            f"{'  + ' + Path(r['mmproj']).name if r['mmproj'] else ''}"
                             for r in rows] or ["No models from other apps were found."])
         return 0
     if command == "search":

@@ -27,6 +27,7 @@ import llama_cpp
 import llama_cpp.mtmd_cpp as mtmd
 
 from desktop.core.errors import EngineError, ModelFileError
+from desktop.core.models.gguf import read_gguf
 
 SPAN = 1 << 16  # pseudo ids per image (an image of more positions would collide: refused)
 KEEP_IMAGES = 8  # tokenized images kept in memory (a preprocessed image is up to ~10 MB)
@@ -66,6 +67,8 @@ class Vision:
 
     def __init__(self, llm: llama_cpp.Llama, mmproj: str, *, n_threads: int,
                  use_gpu: bool) -> None:
+        # A projector file is untrusted input too: its header is checked before libmtmd reads it.
+        read_gguf(Path(mmproj), projector=True)
         params = mtmd.mtmd_context_params_default()
         params.use_gpu = use_gpu
         params.n_threads = n_threads

@@ -113,6 +113,10 @@ def run_job(job: DownloadJob, models_dir: Path, library: ModelLibrary | None,
     assert first is not None
     if library is not None:
         library.add(first, source="hub")
+        if job.model.mmproj:  # the projector downloaded with it is this model's
+            from desktop.core.models.vision_pairs import pair_in_library
+
+            pair_in_library(library, first, target_path(models_dir, job.repo, job.model.mmproj))
     job.path = first
     job.state.status = "done"
     return first

@@ -283,8 +283,9 @@ def _read_tokens(cur: _Cursor, count: int, info: GGUFInfo) -> None:
         raise cur.fail("its vocabulary lists the same token twice")
 
 
-def read_gguf(path: str | Path) -> GGUFInfo:
-    """Validate a GGUF file's header and return its metadata; raise ModelFileError if unusable."""
+def read_gguf(path: str | Path, *, projector: bool = False) -> GGUFInfo:
+    """Validate a GGUF file's header and return its metadata; raise ModelFileError if unusable.
+    `projector`: the file is a vision model's mmproj (clip keys instead of a text model's)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -296,12 +297,12 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         raise ModelFileError(f"{path.name} is not a GGUF model: it is only {size} bytes long.")
     try:
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse(buf, path, size)
+            return _parse(buf, path, size, projector)
     except OSError as exc:
         raise ModelFileError(f"Cannot read model file {path}: {exc.strerror or exc}.") from exc
 
 
-def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
+def _parse(buf: mmap.mmap, path: Path, size: int, projector: bool = False) -> GGUFInfo:
     cur = _Cursor(buf, path)
     if buf[:4] != MAGIC:
         raise ModelFileError(
@@ -381,8 +382,33 @@ def _parse(buf: mmap.mmap, path: Path, size: int) -> GGUFInfo:
                 f"{path.name} is truncated: tensor data reaches byte {end} but the file has "
                 f"{size} bytes (an incomplete download?).", details=str(path))
         expected += (nbytes + alignment - 1) // alignment * alignment
-    _check_hyperparameters(cur, info, last_layer)
+    if projector:
+        _check_projector(cur, info)
+    else:
+        _check_hyperparameters(cur, info, last_layer)
     return info
+
+
+# A vision projector's numbers that libmtmd sizes its image graph with: (lowest, highest).
+_PROJECTOR_NUMBERS: dict[str, tuple[int, int]] = {
+    "clip.vision.image_size": (1, 1 << 14),
+    "clip.vision.patch_size": (1, 1 << 10),
+    "clip.vision.block_count": (1, MAX_LAYERS),
+    "clip.vision.embedding_length": (1, MAX_EMBEDDING),
+    "clip.vision.attention.head_count": (1, 1 << 16),
+}
+
+
+def _check_projector(cur: _Cursor, info: GGUFInfo) -> None:
+    if info.metadata.get("clip.has_vision_encoder") is not True:
+        raise cur.fail("it is not a vision projector (clip.has_vision_encoder is not set)")
+    if not isinstance(info.metadata.get("clip.projector_type")
+                      or info.metadata.get("clip.vision.projector_type"), str):
+        raise cur.fail("clip.projector_type is missing")
+    for key, (low, high) in _PROJECTOR_NUMBERS.items():
+        value = info.metadata.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise cur.fail(f"{key} is missing or out of range")
 
 
 # Numbers under the architecture's prefix that llama.cpp sizes arrays and loops with:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from desktop.core.errors import HearthError
 from desktop.core.models.quant import ModelFile, group_files, quality_note
+from desktop.core.models.vision_pairs import best_projector, is_projector
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SORTS = {"downloads": "downloads", "recent": "last_modified", "likes": "likes",
@@ -120,6 +121,7 @@ def search(query: str, *, sort: str = "downloads", limit: int = 20,
 class RepoFiles:
     summary: dict[str, Any]
     models: list[ModelFile]
+    projectors: list[str] = field(default_factory=list)  # the repository's mmproj files
 
 
 def repo_files(repo: str, *, token: str | None = None) -> RepoFiles:
@@ -135,14 +137,26 @@ def repo_files(repo: str, *, token: str | None = None) -> RepoFiles:
         sha = sibling.lfs.sha256 if sibling.lfs else None
         size = sibling.lfs.size if sibling.lfs else sibling.size
         entries.append((sibling.rfilename, int(size or 0), sha))
-    models = [m for m in group_files(entries) if "mmproj" not in m.name.lower()]
-    if getattr(info, "sha", None):
-        for model in models:
+    grouped = group_files(entries)
+    models = [m for m in grouped if not is_projector(m.name)]
+    projectors = {m.name: m for m in grouped if is_projector(m.name) and not m.split}
+    for model in models:
+        if getattr(info, "sha", None):
             model.revision = info.sha
-    return RepoFiles(_repo_summary(info), models)
+        # A vision model: its projector comes with it (downloaded and verified with it).
+        chosen = best_projector(model.name, projectors)
+        if chosen is not None:
+            extra = projectors[chosen]
+            model.mmproj = chosen
+            model.files = [*model.files, chosen]
+            model.sha256 = {**model.sha256, chosen: extra.sha256.get(chosen)}
+            model.sizes = {**model.sizes, chosen: extra.size}
+            model.size += extra.size
+    return RepoFiles(_repo_summary(info), models, sorted(projectors))
 
 
 def describe(model: ModelFile) -> dict[str, Any]:
     return {"name": model.name, "files": model.files, "size": model.size,
             "quantization": model.quant, "quality": quality_note(model.quant),
-            "sha256": model.sha256, "split": model.split, "revision": model.revision}
+            "sha256": model.sha256, "split": model.split, "revision": model.revision,
+            "mmproj": model.mmproj, "vision": model.mmproj is not None}

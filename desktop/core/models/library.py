@@ -54,7 +54,7 @@ class ModelEntry:
     def as_dict(self) -> dict[str, Any]:
         return {**self.metadata, "id": self.id, "path": self.path, "name": self.name,
                 "source": self.source, "exists": self.exists, "base_model": self.is_base_model,
-                "embedding_only": self.is_embedding}
+                "embedding_only": self.is_embedding, "mmproj": self.settings.get("mmproj")}
 
 
 def _entry(row: Any) -> ModelEntry:
@@ -85,7 +85,10 @@ class ModelLibrary:
             " name = excluded.name",
             (str(resolved), info.name, source, time.time(), json.dumps(summary)),
         )
-        return self.get(str(resolved))
+        # A vision model's projector in the same folder is paired at once (vision_pairs.py).
+        from desktop.core.models.vision_pairs import pair_in_library
+
+        return pair_in_library(self, resolved) or self.get(str(resolved))
 
     def _same_file(self, path: Path) -> str | None:
         """The path of the entry already holding this very file under another name."""

@@ -84,10 +84,12 @@ class ModelFile:
     # The commit the sizes and hashes were read at; downloads fetch exactly that commit, so a
     # repository re-uploaded between listing and download cannot fail the hash check.
     revision: str = "main"
+    # A vision model's projector (also the last of `files`: downloaded and verified with it).
+    mmproj: str | None = None
 
     @property
     def split(self) -> bool:
-        return len(self.files) > 1
+        return len(self.files) - (1 if self.mmproj else 0) > 1
 
 
 def group_files(entries: list[tuple[str, int, str | None]]) -> list[ModelFile]:

@@ -72,3 +72,11 @@ def scan(locations: dict[str, list[Path]] | None = None,
                 # Keep a readable name: the HF cache's snapshot link, not its hashed blob.
                 found.append((app, path.absolute() if path.suffix.lower() == ".gguf" else real))
     return found
+
+
+def with_projectors(found: list[tuple[str, Path]]) -> list[tuple[str, Path, Path | None]]:
+    """Each found model with the vision projector (mmproj) kept beside it, None for a text
+    model. Adding the model to the library pairs them (vision_pairs.pair_in_library)."""
+    from desktop.core.models.vision_pairs import projector_beside
+
+    return [(app, path, projector_beside(path)) for app, path in found]
