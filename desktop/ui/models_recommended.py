@@ -36,9 +36,14 @@ class RecommendedTab(QWidget):
                                 {0: 190, 1: 70, 2: 70, 3: 150, 4: 90}, prose=(5,))
         for row, entry in enumerate(self.catalog):
             self.table.insertRow(row)
-            self.table.setItem(row, 0, item(entry.name, f"{entry.repo}/{entry.file}"))
-            self.table.setItem(row, 1, item(size_text(entry.size)))
-            fit_item, _ = page.judge.item(entry.size, entry.model_file().quant)
+            # A small tag says which models think first or read images (issue 12).
+            label = entry.name + "".join(f"  [{tag}]" for tag in entry.tags)
+            files = f"{entry.repo}/{entry.file}" + (
+                f" + {entry.mmproj.file} (image projector)" if entry.mmproj else "")
+            self.table.setItem(row, 0, item(label, files))
+            # A vision model downloads its projector too: size and fit count both files.
+            self.table.setItem(row, 1, item(size_text(entry.download_size)))
+            fit_item, _ = page.judge.item(entry.download_size, entry.model_file().quant)
             self.table.setItem(row, 3, fit_item)
             self.table.setItem(row, 4, item(entry.license))
             self.table.setItem(row, 5, item(entry.description))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from desktop.core.context import AppContext
-from desktop.core.models.catalog import CatalogEntry, find_entry, load_catalog
+from desktop.core.models.catalog import CatalogEntry, CatalogFile, find_entry, load_catalog
 from desktop.core.models.download import DownloadError
 from desktop.core.models.download_queue import DownloadJob, run_job
 from desktop.core.models.quant import BITS_PER_WEIGHT
@@ -28,28 +29,82 @@ PINNED = "0123456789abcdef0123456789abcdef01234567"
 FAST = {"backoff_s": 0.01, "retries": 2}
 
 
+SHA = re.compile(r"[0-9a-f]{64}")
+# The usual memory tiers (GB of RAM or VRAM): each offers a general chat model, a reasoning
+# model, a vision model and a coding model (the embedding model is small enough for all).
+TIERS = (4, 8, 16, 32)
+KINDS = {"chat", "reasoning", "vision", "code"}
+
+
+def _roles(entry: CatalogEntry) -> set[str]:
+    # Every chat model here chats; the reasoning ones can have their thinking turned off.
+    return set(entry.tags) | {"code" if "coder" in entry.name.lower() else "chat"}
+
+
 def test_shipped_catalog_is_complete_and_pinned() -> None:
     entries = load_catalog()
     assert {e.kind for e in entries} == {"chat", "embedding"}
-    assert sum(e.kind == "chat" for e in entries) >= 3  # chat models of a few sizes
     assert len({e.name for e in entries}) == len(entries)
     for entry in entries:
-        assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.name
+        assert SHA.fullmatch(entry.sha256), entry.name
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision), entry.name
         assert re.fullmatch(r"[\w.-]+/[\w.-]+", entry.repo) and entry.file.endswith(".gguf")
-        assert entry.license and entry.description
+        assert entry.license and entry.description and entry.size > 0
         model = entry.model_file()
-        assert model.quant in BITS_PER_WEIGHT, entry.file
-        # A Q4 file holds about 4.5-5 bits per weight: the size must be plausible for the
+        assert model.quant in BITS_PER_WEIGHT or model.quant == "MXFP4", entry.file
+        assert model.revision == entry.revision and model.sha256[entry.file] == entry.sha256
+        # A Q4 file holds about 4.5-5.5 bits per weight: the size must be plausible for the
         # parameter count in the name (catches a size typed for another file).
         params = re.search(r"(\d+(?:\.\d+)?)B-", entry.file)
-        if params:
+        if params and model.quant and model.quant.startswith("Q4"):
             bits = entry.size * 8 / (float(params.group(1)) * 1e9)
             assert 4.0 < bits < 7.5, (entry.file, bits)
     sizes = sorted(e.size for e in entries if e.kind == "chat")
-    assert sizes[0] < 1.5e9 and sizes[-1] > 4e9  # from laptops to GPU machines
+    assert sizes[0] < 3e9 and sizes[-1] > 15e9  # from laptops to 32 GB machines
     assert find_entry(entries[0].repo, entries[0].file) == entries[0]
     assert find_entry(entries[0].repo, "other.gguf") is None
+
+
+def test_reasoning_and_vision_models_are_marked_and_projectors_pinned() -> None:
+    entries = load_catalog()
+    assert any(e.reasoning for e in entries) and any(e.vision for e in entries)
+    for entry in entries:
+        # A vision model always ships with its projector, and only a vision model has one.
+        assert entry.vision == (entry.mmproj is not None), entry.name
+        assert entry.kind == "chat" or not (entry.reasoning or entry.vision), entry.name
+        if entry.mmproj is None:
+            assert entry.model_file().files == [entry.file]
+            continue
+        proj = entry.mmproj
+        assert "mmproj" in proj.file.lower() and proj.file.endswith(".gguf")
+        assert SHA.fullmatch(proj.sha256) and proj.sha256 != entry.sha256, entry.name
+        assert 3e8 < proj.size < 2e9, entry.name  # a projector is hundreds of MB
+        model = entry.model_file()  # one download job: model first (it enters the library)
+        assert model.files == [entry.file, proj.file] and model.name == entry.file
+        assert model.sizes == {entry.file: entry.size, proj.file: proj.size}
+        assert model.sha256 == {entry.file: entry.sha256, proj.file: proj.sha256}
+        assert model.size == entry.download_size == entry.size + proj.size
+        assert entry.as_dict()["mmproj"] == {"file": proj.file, "size": proj.size,
+                                             "sha256": proj.sha256}
+    raw = json.loads((REPO_ROOT / "resources" / "catalog.json").read_text(encoding="utf-8"))
+    for item in raw["models"]:  # the schema: flags are real booleans, absent when false
+        assert set(item) <= {"name", "repo", "file", "revision", "size", "sha256", "license",
+                             "kind", "description", "reasoning", "vision", "mmproj"}
+        assert all(item[flag] is True for flag in ("reasoning", "vision") if flag in item)
+
+
+def test_every_memory_tier_has_each_kind_that_could_be_verified() -> None:
+    entries = load_catalog()
+    for tier in TIERS:
+        # What fits the tier: weights (and projector) within about 70% of its memory, leaving
+        # room for the context and the system.
+        fitting = [e for e in entries if e.kind == "chat" and e.download_size < tier * 0.7e9]
+        offered = set().union(*(_roles(e) for e in fitting))
+        assert KINDS <= offered, (tier, KINDS - offered)
+        # ...and something made for the tier, not only the small models that fit everywhere.
+        biggest = max(e.download_size for e in fitting)
+        assert biggest > tier * 0.25e9, tier
+    assert [e.name for e in entries if e.kind == "embedding"] == ["nomic-embed-text v1.5"]
 
 
 @pytest.fixture
@@ -115,3 +170,39 @@ def test_cli_recommended_and_pinned_pull(hub_url: FakeHub, data_dir: Path) -> No
         f"/{first.repo}/resolve/{first.revision}/{first.file}"]
     folder = data_dir / "models" / first.repo
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_vision_download_fetches_and_verifies_the_projector(
+        monkeypatch: pytest.MonkeyPatch, data_dir: Path, gemma_path: Path, tmp_path: Path) -> None:
+    projector = write_small_gguf(tmp_path / "mmproj-model-f16.gguf", architecture="clip")
+    proj_sha = hashlib.sha256(projector.read_bytes()).hexdigest()
+    server = FakeHub()
+    server.add_file(GEMMA_REPO, GEMMA_FILE, gemma_path, sha256=GEMMA_SHA)
+    server.add_file(GEMMA_REPO, projector.name, projector, sha256=proj_sha)
+    monkeypatch.setenv("HF_ENDPOINT", server.start())
+    ctx = AppContext(data_dir)
+    try:
+        def vision(sha: str) -> CatalogEntry:
+            return CatalogEntry(
+                name="Gemma", repo=GEMMA_REPO, file=GEMMA_FILE, revision=PINNED, size=GEMMA_SIZE,
+                sha256=GEMMA_SHA, license="gemma", kind="chat", description="test", vision=True,
+                mmproj=CatalogFile(projector.name, projector.stat().st_size, sha))
+
+        # A projector that is not the pinned one is refused, like a model would be.
+        with pytest.raises(DownloadError, match="failed verification"):
+            run_job(DownloadJob(GEMMA_REPO, vision("0" * 64).model_file()), ctx.models_dir,
+                    ctx.library, None, **FAST)
+        assert ctx.library.list() == []
+        assert not (ctx.models_dir / GEMMA_REPO / projector.name).exists()
+
+        path = run_job(DownloadJob(GEMMA_REPO, vision(proj_sha).model_file()), ctx.models_dir,
+                       ctx.library, None, **FAST)
+        beside = path.parent / projector.name
+        assert beside.read_bytes() == projector.read_bytes()  # both files, next to each other
+        assert [e.path for e in ctx.library.list()] == [str(path)]  # the model, not the projector
+        assert {p for _, p, _ in server.requests} == {
+            f"/{GEMMA_REPO}/resolve/{PINNED}/{GEMMA_FILE}",
+            f"/{GEMMA_REPO}/resolve/{PINNED}/{projector.name}"}
+    finally:
+        ctx.close()
+        server.stop()

@@ -47,7 +47,10 @@ def _add(qtbot, page: ModelsPage, path: Path) -> None:  # noqa: ANN001
 
 def test_recommended_list_works_offline(page: ModelsPage) -> None:
     names = [page.recommended.table.item(r, 0).text() for r in range(page.recommended.table.rowCount())]
-    assert "Llama 3.2 1B Instruct" in names and "nomic-embed-text v1.5" in names
+    assert "nomic-embed-text v1.5" in names
+    # Reasoning and vision models carry a small tag beside their name.
+    assert "Qwen3 8B  [reasoning]" in names and "Gemma 3 12B  [vision]" in names
+    assert "Qwen3.5 4B  [reasoning]  [vision]" in names
     fits = {page.recommended.table.item(r, 3).text() for r in range(page.recommended.table.rowCount())}
     assert {page.recommended.table.item(r, 2).text() for r in range(len(names))} == {""}
     assert fits <= {"Runs fully on GPU", "Partly on GPU", "CPU only, fits in RAM", "Too large"}

@@ -257,8 +257,10 @@ def recommend_first_model(ctx: AppContext) -> StartView:
     order = {"gpu_full": 0, "gpu_partial": 1, "cpu": 2}
     best: tuple[tuple[int, int], CatalogEntry, Fit] | None = None
     for entry in load_catalog():
-        if entry.kind != "chat" or "coder" in entry.name.lower():
-            continue  # a first model is for chatting; the code model is a later choice
+        if entry.kind != "chat" or "coder" in entry.name.lower() or entry.reasoning:
+            # A first model is for chatting and answers at once: the code and reasoning
+            # models (minutes of thinking on a CPU) are later choices.
+            continue
         fit = judge(estimate_from_size(entry.size, entry.model_file().quant, n_ctx), memory)
         if fit.label not in order or (fit.label != "gpu_full" and entry.size > cpu_limit):
             continue
