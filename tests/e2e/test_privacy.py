@@ -20,6 +20,7 @@ HOOK = r'''
 import json, os, socket, sys
 
 LOG = os.environ["HEARTH_NET_LOG"]
+ALL = os.environ.get("HEARTH_NET_LOG_ALL")  # also loopback (host, port): where it went
 
 def _local(host):
     host = str(host)
@@ -32,12 +33,20 @@ def _hook(event, args):
     if isinstance(target, (str, bytes)) and event != "socket.getaddrinfo":
         return  # AF_UNIX path: local IPC
     host = target[0] if isinstance(target, tuple) else target
+    if ALL:
+        where = [str(host), args[1]] if event == "socket.getaddrinfo" else [str(host), target[1]]
+        with open(ALL, "a") as f:
+            f.write(json.dumps({"event": event, "target": where}) + "\n")
     if not _local(host):
         with open(LOG, "a") as f:
             f.write(json.dumps({"pid": os.getpid(), "event": event, "target": repr(target)}) + "\n")
 
 sys.addaudithook(_hook)
 '''
+
+
+def _attempts(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 @pytest.fixture
@@ -75,3 +84,27 @@ def test_startup_chat_and_history_stay_offline(audited_env: tuple[dict[str, str]
     _run(env, "--data-dir", str(data_dir), "--self-test", "--model", str(gemma_path))
     attempts = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     assert attempts == []
+
+
+def test_a_configured_remote_server_is_the_only_address_contacted(
+        audited_env: tuple[dict[str, str], Path], data_dir: Path, gemma_path: Path,
+        tmp_path: Path) -> None:
+    """With a remote server configured by the user (here llama-cpp-python's own server on
+    loopback), the prompt goes there and nowhere else: every connection and lookup of the CLI
+    process is to that address and port."""
+    from tests.e2e.remote_servers import KEY, LlamaCppServer
+
+    env, log = audited_env
+    every = tmp_path / "all-connections.log"
+    env = {**env, "HEARTH_NET_LOG_ALL": str(every), "REMOTE_KEY": KEY}
+    server = LlamaCppServer(gemma_path)  # not audited: it is the remote machine
+    try:
+        _run(env, "--data-dir", str(data_dir), "models", "remote", "add", server.url,
+             "--api-key-env", "REMOTE_KEY")
+        _run(env, "--data-dir", str(data_dir), "chat", "--model", f"remote:{server.model}",
+             "--api-key-env", "REMOTE_KEY", "--max-tokens", "8", "Hello")
+    finally:
+        server.stop()
+    assert _attempts(log) == []
+    contacted = {tuple(a["target"]) for a in _attempts(every)}  # type: ignore[arg-type]
+    assert contacted == {("127.0.0.1", server.port)}
