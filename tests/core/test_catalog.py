@@ -81,6 +81,7 @@ def test_reasoning_and_vision_models_are_marked_and_projectors_pinned() -> None:
         assert 3e8 < proj.size < 2e9, entry.name  # a projector is hundreds of MB
         model = entry.model_file()  # one download job: model first (it enters the library)
         assert model.files == [entry.file, proj.file] and model.name == entry.file
+        assert model.mmproj == proj.file and not model.split
         assert model.sizes == {entry.file: entry.size, proj.file: proj.size}
         assert model.sha256 == {entry.file: entry.sha256, proj.file: proj.sha256}
         assert model.size == entry.download_size == entry.size + proj.size
@@ -200,6 +201,7 @@ def test_vision_download_fetches_and_verifies_the_projector(
         beside = path.parent / projector.name
         assert beside.read_bytes() == projector.read_bytes()  # both files, next to each other
         assert [e.path for e in ctx.library.list()] == [str(path)]  # the model, not the projector
+        assert ctx.library.list()[0].settings["mmproj"] == str(beside)  # loaded with it
         assert {p for _, p, _ in server.requests} == {
             f"/{GEMMA_REPO}/resolve/{PINNED}/{GEMMA_FILE}",
             f"/{GEMMA_REPO}/resolve/{PINNED}/{projector.name}"}

@@ -54,7 +54,7 @@ class CatalogEntry:
     def model_file(self) -> ModelFile:
         # The projector travels in the same download job: the queue fetches every file of a
         # ModelFile from the pinned commit and checks each one against its own size and hash
-        # before the model (the first file) enters the library.
+        # before the model (the first file) enters the library with its projector paired.
         files = [self.file] + ([self.mmproj.file] if self.mmproj else [])
         sizes = {self.file: self.size}
         hashes: dict[str, str | None] = {self.file: self.sha256}
@@ -62,7 +62,7 @@ class CatalogEntry:
             sizes[self.mmproj.file] = self.mmproj.size
             hashes[self.mmproj.file] = self.mmproj.sha256
         return ModelFile(self.file, files, self.download_size, hashes, quant_label(self.file),
-                         sizes, self.revision)
+                         sizes, self.revision, self.mmproj.file if self.mmproj else None)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
