@@ -8,7 +8,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from desktop import __version__, paths
 
@@ -17,7 +17,7 @@ def create_app(argv: list[str] | None = None) -> Any:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    app = cast(QApplication, QApplication.instance() or QApplication(argv or [sys.argv[0]]))
     app.setApplicationName("Hearth")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Hearth")
@@ -45,7 +45,8 @@ def install_excepthooks(window: Any) -> None:
         report(exc)
 
     sys.excepthook = hook
-    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
+    threading.excepthook = lambda args: hook(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
 
 
 def build_window(data_dir: Path) -> Any:
@@ -57,8 +58,8 @@ def build_window(data_dir: Path) -> Any:
     ctx = AppContext(data_dir)
     apply_theme(ctx.settings.get("theme") or "system")
     window = MainWindow(ctx)
-    window.app_actions = install_app_actions(window, ctx)
-    actions = window.app_actions
+    actions = install_app_actions(window, ctx)
+    window.app_actions = actions  # type: ignore[attr-defined]  # tests and menus reach them
     window.toolbar.set_app_actions([actions["import"], actions["settings"], actions["about"]])
     # Watched collections are re-indexed while the app runs, whichever windows are open.
     ctx.start_watching()

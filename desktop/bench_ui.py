@@ -37,7 +37,7 @@ def bench_ui(seconds: float = 5.0, tokens_per_s: float = 200.0,
     view.show()
     paragraph = ("Here is a paragraph with **bold**, `code` and a list:\n\n- one\n- two\n\n"
                  "```python\nprint('hello')\n```\n\n")
-    messages = []
+    messages: list[Any] = []
     total = 0
     while total < history_chars:
         role = "user" if len(messages) % 2 == 0 else "assistant"

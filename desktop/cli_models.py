@@ -61,7 +61,8 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
 
         found = with_projectors(scan())
         known = {e.path for e in library.list()}
-        rows = [{"app": app, "path": str(path), "in_library": str(path) in known,
+        rows: list[dict[str, Any]] = [
+                {"app": app, "path": str(path), "in_library": str(path) in known,
                  "mmproj": str(mmproj) if mmproj else None}  # a vision model's projector
                 for app, path, mmproj in found]
         if args.add:
@@ -86,7 +87,8 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
     if command == "files":
         listing = hub.repo_files(args.repo, token=get_token())
         memory = detect_memory()
-        rows, candidates = [], []
+        rows = []
+        candidates = []
         for model in listing.models:
             fit = judge(estimate_from_size(model.size, model.quant, args.ctx), memory)
             candidates.append((model.name, model.quant, fit))
@@ -104,10 +106,10 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
 
         memory = detect_memory()
         rows = []
-        for entry in load_catalog():
-            model = entry.model_file()
-            fit = judge(estimate_from_size(model.size, model.quant, args.ctx), memory)
-            rows.append({**entry.as_dict(), "quantization": model.quant, "fit": fit.as_dict()})
+        for pinned in load_catalog():
+            file = pinned.model_file()
+            fit = judge(estimate_from_size(file.size, file.quant, args.ctx), memory)
+            rows.append({**pinned.as_dict(), "quantization": file.quant, "fit": fit.as_dict()})
         _print(args, rows, [
             f"{r['name']:28} {r['kind']:9} {_size(r['size']):>9}  {r['fit']['text']}\n"
             f"    {r['description']}\n    hearth models pull {r['repo']} {r['file']}"

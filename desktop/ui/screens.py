@@ -128,15 +128,16 @@ def render_all(out_dir: Path | str, groups: set[str] | None = None) -> list[Path
             if "main" in groups:
                 written += render_main_window(out, data_dir / "main")
             if "chat" in groups:
+                render_chat: Callable[..., list[Path]] | None = None
                 try:
-                    from desktop.ui.screens_chat import render_chat_screens
+                    from desktop.ui.screens_chat import render_chat_screens as render_chat
                 except ImportError:
-                    render_chat_screens = None
-                if render_chat_screens is not None:
+                    pass
+                if render_chat is not None:
                     (data_dir / "chat").mkdir()
                     ctx = AppContext(data_dir / "chat")
                     try:
-                        written += _call_with(render_chat_screens, out, ctx, data_dir / "chat")
+                        written += _call_with(render_chat, out, ctx, data_dir / "chat")
                     finally:
                         ctx.close()
             if "models" in groups:
