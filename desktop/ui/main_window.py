@@ -51,6 +51,14 @@ except ImportError:  # pragma: no cover - an older chat view
     READING_WIDTH = 760
 from desktop.ui.composer import Composer
 from desktop.ui.first_run import StartPanel
+from desktop.ui.remote_panel import (
+    REMOTE_ITEM,
+    RemoteMarker,
+    add_remote_items,
+    is_remote_ref,
+    open_remote_dialog,
+    remote_status,
+)
 from desktop.ui.sidebar import Sidebar
 from desktop.ui.tasks import run_in_background
 from desktop.ui.toolbar import ChatToolbar, ContextMeter
@@ -199,6 +207,8 @@ class MainWindow(QMainWindow):
         above_composer.setContentsMargins(0, 0, 0, 0)
         above_composer.addWidget(self.sources_button)
         above_composer.addWidget(self.file_chips, 1)
+        self.remote_marker = RemoteMarker()  # shown when this chat goes to a remote server
+        above_composer.addWidget(self.remote_marker)
         # The message box lines up with the conversation's reading column on a wide window.
         self.compose_area = QWidget()
         self.compose_area.setMaximumWidth(READING_WIDTH + 120)
@@ -290,6 +300,7 @@ class MainWindow(QMainWindow):
             self.model_box.addItem(label, entry.path)
             self.model_box.setItemData(self.model_box.count() - 1, f"{label}\n{entry.path}",
                                        Qt.ItemDataRole.ToolTipRole)
+        add_remote_items(self.model_box, self.ctx)  # "Remote: MODEL @ HOST", "Remote server…"
         self.model_box.addItem("Open GGUF file…", OPEN_FILE)
         index = self.model_box.findData(current) if current else -1
         self.model_box.setCurrentIndex(index if index >= 0 else self.model_box.count() - 1)
@@ -298,6 +309,10 @@ class MainWindow(QMainWindow):
 
     def _describe_model(self, prefix: str = "") -> None:
         path = self.ctx.settings.get("last_model")
+        self.remote_marker.refresh(self.ctx, self.current_id)
+        if is_remote_ref(path):
+            self.model_status.show_text(prefix or remote_status(path))
+            return
         entry = chats.model_entry(self.ctx, path)
         if entry is None and path:
             # Chosen elsewhere (CLI, settings) and joining the library in the background.
@@ -330,6 +345,10 @@ class MainWindow(QMainWindow):
         path = self.model_box.itemData(index)
         if path == OPEN_FILE:
             self.open_model_file()
+            return
+        if path == REMOTE_ITEM:
+            self.refresh_models()  # the picker goes back to the model in use
+            open_remote_dialog(self)
             return
         self.load_model(path)
 
@@ -690,6 +709,7 @@ class MainWindow(QMainWindow):
         chats.save_chat_settings(self.ctx, self.current_id, system, sampling, make_default)
 
     def _update_meter(self, messages: list[Message] | None = None) -> None:
+        self.remote_marker.refresh(self.ctx, self.current_id)  # another chat, or a reply
         if messages is None:
             messages = chats.messages(self.ctx, self.current_id) if self.current_id else []
         model = self.service.model
