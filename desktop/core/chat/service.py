@@ -302,7 +302,8 @@ class ChatService:
         return self.ctx.chats.select_version(conversation_id, message_id)
 
     def regenerate(self, conversation_id: int, on_text: TextCallback | None = None,
-                   message_id: int | None = None) -> Message:
+                   message_id: int | None = None,
+                   on_reasoning: TextCallback | None = None) -> Message:
         """A new version of a reply (the last one, or `message_id`): the earlier versions are
         kept as its siblings, under the same user message."""
         chats = self.ctx.chats
@@ -318,15 +319,18 @@ class ChatService:
             raise HearthError("There is nothing to regenerate in this conversation.")
         last_user = messages[-1]
         chats.set_leaf(conversation_id, last_user.id)
-        return self._respond(chats.conversation(conversation_id), on_text, last_user.sources)
+        return self._respond(chats.conversation(conversation_id), on_text, last_user.sources,
+                             on_reasoning=on_reasoning)
 
     def regenerate_reply(self, conversation_id: int, message_id: int,
-                         on_text: TextCallback | None = None) -> Message:
+                         on_text: TextCallback | None = None,
+                         on_reasoning: TextCallback | None = None) -> Message:
         """regenerate() with the reply first (the window's background runner appends on_text)."""
-        return self.regenerate(conversation_id, on_text, message_id)
+        return self.regenerate(conversation_id, on_text, message_id, on_reasoning)
 
     def edit_message(self, conversation_id: int, message_id: int, text: str,
-                     on_text: TextCallback | None = None) -> Message:
+                     on_text: TextCallback | None = None,
+                     on_reasoning: TextCallback | None = None) -> Message:
         """Edit any user message: the edited text becomes a new version of it (a sibling, the
         old one and its replies stay stored) and a new reply is written after it."""
         text = text.strip()
@@ -337,14 +341,15 @@ class ChatService:
         if original.conversation_id != conversation_id or original.role != "user":
             raise HearthError("Only your own messages in this chat can be edited.")
         chats.set_leaf(conversation_id, original.parent_id)
-        return self.send(conversation_id, text, on_text)
+        return self.send(conversation_id, text, on_text, on_reasoning)
 
     def edit_last_user_message(self, conversation_id: int, text: str,
-                               on_text: TextCallback | None = None) -> Message:
+                               on_text: TextCallback | None = None,
+                               on_reasoning: TextCallback | None = None) -> Message:
         users = [m for m in self.ctx.chats.messages(conversation_id) if m.role == "user"]
         if not users:
             raise HearthError("There is no message to edit.")
-        return self.edit_message(conversation_id, users[-1].id, text, on_text)
+        return self.edit_message(conversation_id, users[-1].id, text, on_text, on_reasoning)
 
     def stop(self) -> None:
         """Ask the running reply to stop (from any thread); the worker sees it between tokens."""
@@ -456,7 +461,7 @@ class ChatService:
             raise HearthError("There is no reply to continue in this conversation.")
         last = messages[-1]
         if not last.content:
-            return self.regenerate(conversation_id, on_text)
+            return self.regenerate(conversation_id, on_text, on_reasoning=on_reasoning)
         if is_remote_ref(self.ctx.chats.conversation(conversation_id).model_path):
             raise HearthError("A reply from a remote server cannot be continued (the server "
                               "takes whole messages); regenerate it instead.")
@@ -486,6 +491,8 @@ class ChatService:
         params = self.sampling(conversation)
         params["stop"] = model.fmt.stop
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
+        if sources:
+            params["documents"] = True  # answers repeat the passages: the worker drafts eagerly
         fmt = self.reasoning_format(model)
         if fmt is not None:
             params["reasoning_format"] = fmt  # the worker splits thinking from the answer
