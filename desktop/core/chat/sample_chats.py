@@ -11,13 +11,12 @@ if TYPE_CHECKING:
 
 DAY = 86_400.0
 
-LONG_REPLY = """Here is a plan for **moving your notes to plain Markdown** files [1], with the
-trade-offs of each step.
+# Paragraphs are one line each: chat replies keep single newlines as line breaks.
+LONG_REPLY = """Here is a plan for **moving your notes to plain Markdown** files [1], with the trade-offs of each step.
 
 ## 1. Export what you have
 
-Most note apps export to Markdown or HTML. Keep the originals until the end: the export
-can drop attachments [2].
+Most note apps export to Markdown or HTML. Keep the originals until the end: the export can drop attachments [2].
 
 | Tool | Export format | Keeps attachments |
 |:-----|:--------------|:-----------------:|
