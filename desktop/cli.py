@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--ctx", type=_within(int, 256), help="context length in tokens")
     chat.add_argument("--collection", action="append", default=[],
                       help="answer from this document collection (repeatable)")
+    chat.add_argument("--image", action="append", default=[], metavar="PATH",
+                      help="send an image with the message (repeatable; needs a vision model)")
+    chat.add_argument("--mmproj", metavar="PATH",
+                      help="the vision projector of --model (kept with it in the library)")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
     chat.add_argument("--show-thinking", action="store_true",
                       help="stream a reasoning model's thinking to stderr")
@@ -248,6 +252,12 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
             os.path.abspath(os.path.expanduser(args.model)) if args.model else None)
         if model_path and not remote_ref:
             service.check_model(model_path)  # a bad file is refused before a chat is made
+        if args.mmproj:
+            from desktop.core.models.vision_pairs import attach_projector
+
+            if not model_path or remote_ref:
+                raise HearthError("--mmproj pairs a projector with a GGUF: pass --model too.")
+            attach_projector(ctx.library, model_path, args.mmproj)
         chats = ctx.chats
         if args.conversation is None and not (args.cont and chats.latest_conversation()) \
                 and not (model_path or ctx.settings.get("last_model")):
@@ -275,12 +285,18 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                     conversation.id, settings={**conversation.settings, **overrides})
             for name in args.collection:
                 ctx.documents.attach(conversation.id, ctx.documents.collection_id(name))
-            user = service.add_user_message(conversation.id, args.message)
+            user = service.add_user_message(conversation.id, args.message, args.image)
         if args.model or args.ctx or remote_ref:
             service.load_model(model_path or conversation.model_path
                                or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
             conversation = chats.update_conversation(conversation.id,
                                                      model_path=service.model.path)
+        if args.image:  # the images are stored with the message; the model must see them
+            model = service.load_model(model_path or conversation.model_path
+                                       or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
+            if not model.loaded.get("vision"):
+                raise HearthError(f"{Path(model.path).name} cannot see images: pass its projector "
+                                  "with --mmproj PATH, or choose a vision model.")
 
         def stream(piece: str) -> None:
             if not args.json:

@@ -148,7 +148,9 @@ class StateCache:
             valid = (header.get("version") == FORMAT_VERSION
                      and header.get("model") == self.model_id
                      and isinstance(tokens, list)
-                     and all(isinstance(t, int) and 0 <= t < self.n_vocab for t in tokens)
+                     # Negative ids stand for image positions (multimodal.py's pseudo ids).
+                     and all(isinstance(t, int) and -(1 << 48) < t < self.n_vocab
+                             for t in tokens)
                      and hashlib.sha256(blob).hexdigest() == header.get("sha256"))
             if not valid:
                 raise ValueError("state does not match its model or its checksum")

@@ -83,3 +83,13 @@ def pair_in_library(library: Any, model_path: str | Path, projector: str | Path 
     if projector is None and not fits(read_gguf(entry.path), found):
         return entry  # a projector of another model in the same folder: not this one's
     return library.set_settings(entry.path, {**entry.settings, "mmproj": str(found)})
+
+
+def attach_projector(library: Any, model_path: str | Path, projector: str | Path) -> Any:
+    """Pair a projector the user chose with a model (`chat --mmproj`): both are checked first."""
+    from desktop.core.models.gguf import read_gguf
+
+    read_gguf(projector, projector=True)  # not a projector: one sentence, nothing stored
+    if library.find(model_path) is None:
+        library.add(model_path)
+    return pair_in_library(library, model_path, Path(projector).expanduser().absolute())
