@@ -1,4 +1,7 @@
-"""`hearth bench`: Hearth's engine (through the worker) against raw llama.cpp, same run.
+"""`hearth bench`: Hearth's engine (through the worker) against an in-process loop, same run.
+
+The in-process loop shares Hearth's model settings, so it shows what the worker adds, not
+where Hearth stands against llama.cpp's own tools: `--peer-server` (bench_peer.py) does that.
 
 Every figure is printed beside its reference and the ratio, because absolute speeds say more
 about the machine than about Hearth. Warm-up first, then the median of --repeats runs.
@@ -193,6 +196,10 @@ def _row(name: str, ours: float, ref: float | None, note: str) -> Row:
 
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
+    if getattr(args, "peer_server", None) or getattr(args, "spec", False):
+        from desktop.bench_peer import run_peer_or_spec  # against llama-server / drafting
+
+        return run_peer_or_spec(args, _bench_model(args, data_dir), paths.logs_dir(data_dir))
     parts = ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
              "api")
     want = {p for p in parts if getattr(args, p, False)} or set(parts)
@@ -257,6 +264,8 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
     print(f"Hearth bench ({', '.join(sorted(want))}); median of {args.repeats}")
+    print("reference: an in-process llama.cpp loop with Hearth's own model settings (not "
+          "llama.cpp's tools; compare with those through --peer-server)")
     print(f"{'':26}{'Hearth':>11}{'reference':>11}{'ratio':>8}  note")
     for name, ours_value, ref_value, ratio, note in rows:
         ref_text = f"{ref_value:11.3f}" if ratio is not None else f"{'-':>11}"

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     drm.add_argument("paths", nargs="*")
     drm.add_argument("--collection", default=None)
 
-    bench = sub.add_parser("bench", help="measure Hearth against raw llama.cpp")
+    bench = sub.add_parser("bench", help="measure Hearth against llama.cpp (in-process loop, or llama-server with --peer-server)")
     bench.add_argument("--model", required=False)
     bench.add_argument("--json", action="store_true")
     bench.add_argument("--threads", type=int)
@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gen-tokens", type=int, default=256)
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--embed-model", help="embedding GGUF for the index part")
+    bench.add_argument("--peer-server", metavar="PATH",
+                       help="llama-server binary: Hearth against it, request by request")
+    bench.add_argument("--peer-bench", metavar="PATH", help="llama-bench binary (with --peer-server)")
+    bench.add_argument("--spec", action="store_true",
+                       help="document answers with and without speculative decoding")
     for part in ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
                  "api"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")

@@ -21,6 +21,9 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
     "repeat_penalty": 1.1,
     "max_tokens": 1024,
     "seed": None,
+    # Speculative decoding (prompt-lookup drafts, engine_worker/decode_loop.py): exact, so on
+    # by default; a model's own settings can turn it off.
+    "speculative": True,
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -57,6 +60,7 @@ TYPES: dict[str, tuple[type, ...]] = {
 SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "top_k": (int,), "min_p": _NUMBER,
     "repeat_penalty": _NUMBER, "max_tokens": (int,), "seed": _OPTIONAL_INT,
+    "speculative": (bool,),
 }
 
 

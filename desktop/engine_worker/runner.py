@@ -27,6 +27,7 @@ from desktop.core.chat.reasoning import ReasoningParser
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
 from desktop.engine_worker.multimodal import Vision, snap
+from desktop.engine_worker.decode_loop import TokenStream, flash_attention_auto, warm_up
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
 Emit = Callable[..., None]
@@ -167,7 +168,7 @@ def open_model(path: str, on_progress: Callable[[float], None] | None = None,
 
         # Kept referenced by `overrides` until the load returns (ctypes must not free it).
         overrides["progress_callback"] = llama_cpp.llama_progress_callback(progress)
-    with model_params_override(**overrides), binding_templates_off():
+    with model_params_override(**overrides), binding_templates_off(), flash_attention_auto():
         return llama_cpp.Llama(model_path=path, **kwargs)
 
 
@@ -289,6 +290,7 @@ class Runner:
         if embedding:
             self.embedder = llm
         else:
+            warm_up(llm.ctx, llm.model)
             if msg.get("mmproj"):
                 self.vision = Vision(llm, str(msg["mmproj"]), n_threads=threads,
                                      use_gpu=bool(msg.get("n_gpu_layers")))
@@ -482,7 +484,11 @@ class Runner:
         cut_at_stop = False
         stamps: list[float] = []  # per-token times: shows whether per-token cost stays flat
         ignore_eos = bool(params.get("ignore_eos"))  # benchmarks: always generate max_tokens
-        decode_one = Decoder(llm.ctx, 1)
+        # Drafting (speculative decoding) is on unless the model's settings turn it off;
+        # document answers start with long drafts (decode_loop.py).
+        stream = TokenStream(llm.ctx, vocab, sampler, self.cache_tokens,
+                             speculate=bool(params.get("speculative", True)),
+                             eager=bool(params.get("documents")))
         # Reasoning models: thinking and answer are split here, so every client gets them apart.
         split = _Split(params.get("reasoning_format"), parts)
         try:
@@ -490,7 +496,7 @@ class Runner:
                 if self._cancel.is_set():
                     stop_reason = "cancelled"
                     break
-                token = llama_cpp.llama_sampler_sample(sampler, llm.ctx, -1)
+                token = stream.next()
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 if not ignore_eos and llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -523,8 +529,7 @@ class Runner:
                     sent, last_flush = safe, now
                 if len(generated) == max_tokens:
                     break  # no logits needed after the last token: skip its decode
-                decode_one.decode([token])
-                self.cache_tokens.append(token)
+                stream.advance(token, max_tokens - len(generated))  # also records cache_tokens
         finally:
             llama_cpp.llama_sampler_free(sampler)
         text += utf8.decode(b"", final=True)
@@ -553,6 +558,7 @@ class Runner:
              text_length=len(text),
              state_restored=restored,
              **split.stats(),
+             **stream.stats(),
              **quarter_rates(stamps),
              n_ctx=llm.n_ctx())
 
