@@ -26,8 +26,8 @@ import llama_cpp.llama_cpp as llama_lib
 from desktop.core.chat.reasoning import ReasoningParser
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
-from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.decode_loop import TokenStream, flash_attention_auto, warm_up
+from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
 Emit = Callable[..., None]

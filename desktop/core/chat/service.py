@@ -493,8 +493,6 @@ class ChatService:
         params["session"] = str(conversation.id)  # the worker keeps a KV state per chat
         if sources:
             params["documents"] = True  # answers repeat the passages: the worker drafts eagerly
-        if sources:
-            params["documents"] = True  # answers repeat the passages: the worker drafts eagerly
         fmt = self.reasoning_format(model)
         if fmt is not None:
             params["reasoning_format"] = fmt  # the worker splits thinking from the answer
