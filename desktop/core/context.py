@@ -15,6 +15,7 @@ from desktop.core.store.chats import ChatStore
 from desktop.core.store.db import Database
 
 if TYPE_CHECKING:
+    from desktop.core.api_service import ApiService, EngineTurn
     from desktop.core.documents.indexer import Indexer
     from desktop.core.documents.watcher import FolderWatcher
     from desktop.core.models.download_queue import DownloadJob, DownloadQueue
@@ -37,6 +38,7 @@ class AppContext:
         self._downloads: DownloadQueue | None = None
         self._indexer: Indexer | None = None
         self._watcher: FolderWatcher | None = None
+        self._api: ApiService | None = None
         self.closed = False
 
     @property
@@ -161,6 +163,26 @@ class AppContext:
                                         command=self._worker_command)
         return self._engine
 
+    # --- the API server ----------------------------------------------------------------
+    @property
+    def api(self) -> ApiService:
+        """The window's API server (off until its setting is on; `api.sync()` applies it)."""
+        if self._api is None:
+            from desktop.core.api_service import ApiService
+
+            self._api = ApiService(self)
+        return self._api
+
+    def engine_turn(self, label: str | None) -> EngineTurn:
+        """A chat reply's place in the API server's queue, so the window and API clients get
+        the one engine in arrival order; free when the server is off or `label` is None (a
+        remote model does not use the engine)."""
+        from desktop.core.api_service import EngineTurn
+
+        if self._api is None or label is None:
+            return EngineTurn()
+        return self._api.turn(label)
+
     @property
     def embed_model(self) -> str | None:
         return self.settings.get("embed_model")
@@ -201,6 +223,8 @@ class AppContext:
     def close(self) -> None:
         # Events the services queued for windows may still arrive; they check this first.
         self.closed = True
+        if self._api is not None:
+            self._api.close()  # before the engine: it cancels the request being served
         if self._watcher is not None:
             self._watcher.stop()
         if self._indexer is not None:

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "kv_states_on_disk": True,  # switching back to a long chat skips re-reading it
     "kv_states_ram_mb": 1024,
     "kv_states_disk_mb": 2048,  # saved chat states kept on disk (least recently used go first)
+    # The window's API server (desktop/core/api_service.py): off unless the user turns it on,
+    # on this machine only unless they choose another address; port 0 picks a free one.
+    "api_server_enabled": False,
+    "api_server_host": "127.0.0.1",
+    "api_server_port": 8080,
+    "api_server_allow_origin": "",  # a web origin allowed to call it (CORS); none by default
 }
 
 
@@ -56,6 +62,8 @@ TYPES: dict[str, tuple[type, ...]] = {
     "models_dir": _OPTIONAL_STR, "embed_model": _OPTIONAL_STR,
     "doc_max_file_mb": _NUMBER, "doc_max_chunks": (int,), "doc_chunk_tokens": (int,),
     "doc_chunk_overlap": (int,),
+    "api_server_enabled": (bool,), "api_server_host": (str,), "api_server_port": (int,),
+    "api_server_allow_origin": (str,),
 }
 SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "top_k": (int,), "min_p": _NUMBER,

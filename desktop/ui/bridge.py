@@ -20,6 +20,7 @@ class AppSignals(QObject):
     library_changed = Signal()  # a model was added, removed or downloaded
     settings_changed = Signal()  # the app-wide Settings dialog saved something
     watch_failed = Signal(object)  # the folder watcher hit an error (shown, not lost)
+    api_changed = Signal(str, object)  # the API server: (event, ApiStatus), see api_service.py
 
     def __init__(self, ctx: AppContext) -> None:
         super().__init__()
@@ -36,6 +37,10 @@ class AppSignals(QObject):
             stop = self.ctx.indexer.subscribe(self.index_event.emit)
             self._unsubscribe.append(("indexer", stop))
             self.ctx.watcher.on_error = self.watch_failed.emit
+
+    def connect_api(self) -> None:
+        if not any(name == "api" for name, _ in self._unsubscribe):
+            self._unsubscribe.append(("api", self.ctx.api.subscribe(self.api_changed.emit)))
 
     def _download_changed(self, job: Any) -> None:
         self.download_changed.emit(job)

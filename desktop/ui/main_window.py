@@ -41,6 +41,7 @@ from desktop.core.context import AppContext
 from desktop.core.errors import EngineCrashed, HearthError, error_text
 from desktop.core.models.starter import starter_note
 from desktop.ui.actions import install_shortcuts, set_focus_order
+from desktop.ui.api_status import install_api_server
 from desktop.ui.attachments import DropHighlight, FileChips
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.chat_view import ChatView
@@ -136,6 +137,9 @@ class MainWindow(QMainWindow):
         self.context_meter.show_usage(0, int(self.ctx.settings.get("n_ctx") or 4096))
         status_row = QHBoxLayout()
         status_row.addWidget(self.model_status, 1)
+        # The app's API server: serves this window's model, shows when it serves a request.
+        self.api_status = install_api_server(self)
+        status_row.addWidget(self.api_status)
         status_row.addWidget(self.context_meter)
 
         self.start_panel = StartPanel()

@@ -8,6 +8,8 @@ when OK is pressed: the main window hears settings_changed).
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -127,11 +129,14 @@ class SettingsDialog(QDialog):
             form.addRow("Disk for states", self.kv_disk)
 
         self.api_server: QCheckBox | None = None
+        self.api_section: Any = None
         if API_SERVER_KEY in DEFAULTS:
-            self.api_server = QCheckBox("Serve an OpenAI-compatible API on this computer")
-            self.api_server.setAccessibleName("API server")
-            self.api_server.setChecked(bool(s.get(API_SERVER_KEY)))
-            form.addRow("API server", self.api_server)
+            from desktop.ui.api_status import ApiServerSection
+
+            # Switch, address, key: the server itself is the app's (ctx.api), not this dialog's.
+            self.api_section = ApiServerSection(ctx)
+            self.api_server = self.api_section.switch
+            layout.addWidget(self.api_section)
 
         for field in (self.theme_box, self.n_ctx, self.gpu_layers, self.kv_ram, self.kv_disk):
             if field is not None:
@@ -176,8 +181,8 @@ class SettingsDialog(QDialog):
         s.values["kv_states_ram_mb"] = self.kv_ram.value()
         if self.kv_disk is not None:
             s.values["kv_states_disk_mb"] = self.kv_disk.value()
-        if self.api_server is not None:
-            s.values[API_SERVER_KEY] = self.api_server.isChecked()
+        if self.api_section is not None:
+            self.api_section.save(s)
         s.save()
         theme.apply_theme(mode)
         app_signals(self.ctx).settings_changed.emit()
