@@ -4,6 +4,7 @@ window offscreen, the real test model, the official `openai` client on a free lo
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,17 @@ def test_a_reasoning_model_streams_its_thinking_apart(qtbot, open_window, data_d
                                                       gemma_path: Path, tmp_path: Path) -> None:
     template = (TEMPLATES / "deepseek-r1-distill-qwen.jinja").read_text(encoding="utf-8")
     model = with_chat_template(gemma_path, tmp_path / "gemma-r1.gguf", template)
-    prepare(data_dir, model)
+    prepare(data_dir, gemma_path)
     _enable_at_start(data_dir)
     window = open_window(data_dir)
     url = _ready(qtbot, window)
     client = _client(url, window.ctx.api.key())
+    assert [m.id for m in client.models.list()][0] == gemma_path.stem
+    # The window changes models: the API serves the new one, with its template.
+    window.load_model(str(model))
+    qtbot.waitUntil(lambda: not window.loading, timeout=LOAD_MS)
+    assert window.service.model.path == str(model)
+    assert [m.id for m in client.models.list()][0] == model.stem
     # Gemma 3 270M repeats its prompt; the template opens <think>, so the reply starts as
     # thinking until the repeated </think> closes it (as tests/e2e/test_cli_reasoning.py).
     stream = client.chat.completions.create(
@@ -209,3 +216,42 @@ def test_a_reasoning_model_streams_its_thinking_apart(qtbot, open_window, data_d
     assert thought and said
     for text in (thought, said):
         assert "<think>" not in text and "</think>" not in text
+
+
+def test_a_port_in_use_is_one_sentence_in_the_window(qtbot, open_window,  # noqa: ANN001, F811
+                                                     data_dir: Path) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        port = taken.getsockname()[1]
+        prepare(data_dir, None)
+        _enable_at_start(data_dir, api_server_port=port)
+        window = open_window(data_dir)
+        qtbot.waitUntil(lambda: window.error_box.isVisible(), timeout=60_000)
+        text = window.error_label.full_text()
+        assert text.startswith(f"Hearth cannot serve the API on 127.0.0.1:{port}: ")
+        assert "Choose another port in Settings" in text and "Traceback" not in text
+        assert not window.ctx.api.running and not window.api_status.isVisible()
+        assert window.ctx.settings.get("api_server_enabled")  # the switch stays as set
+    finally:
+        taken.close()
+
+
+def test_stop_while_the_reply_waits_for_an_api_request(qtbot, open_window,  # noqa: ANN001, F811
+                                                       data_dir: Path, gemma_path: Path) -> None:
+    prepare(data_dir, gemma_path, max_tokens=24)
+    _enable_at_start(data_dir)
+    window = open_window(data_dir)
+    _ready(qtbot, window)
+    hold = window.ctx.api.turn("test hold")  # stands for an API request being generated
+    hold.wait()
+    window.send("Hello, lighthouse keeper.")
+    qtbot.waitUntil(lambda: window.ctx.api._queue.waiting == 1, timeout=LOAD_MS)
+    window.stop()  # Esc while the reply waits its turn
+    hold.release()
+    qtbot.waitUntil(lambda: not window.generating, timeout=REPLY_MS)
+    messages = window.chat_view.widgets
+    assert [w.message.role for w in messages] == ["user", "assistant"]
+    assert messages[0].message.content == "Hello, lighthouse keeper."  # nothing lost
+    assert messages[1].message.state == "stopped"
