@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from desktop.core.store.chats import Message
 from desktop.ui import theme
+from desktop.ui.image_attachments import message_images, show_on_message
 from desktop.ui.message_widget import MessageWidget, stable_split
 
 RENDER_HZ = 15
@@ -142,6 +143,7 @@ class ChatView(QScrollArea):
         widget.version_requested.connect(self.version_requested.emit)
         widget.busy = self.busy
         self.column.insertWidget(self.column.indexOf(self.notice), widget)
+        show_on_message(widget, message_images(message))  # a message keeps its images
         widget.show()  # now, not with the layout's queued show: sizes are measured at once
         self.widgets.append(widget)
         self._mark_last()

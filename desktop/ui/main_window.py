@@ -40,6 +40,7 @@ from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
 from desktop.core.errors import EngineCrashed, HearthError, error_text
 from desktop.core.models.starter import starter_note
+from desktop.ui import image_attachments
 from desktop.ui.actions import install_shortcuts, set_focus_order
 from desktop.ui.api_status import install_api_server
 from desktop.ui.attachments import DropHighlight, FileChips
@@ -220,6 +221,8 @@ class MainWindow(QMainWindow):
         compose_column.setContentsMargins(0, 0, 0, 0)
         compose_column.addLayout(above_composer)
         compose_column.addLayout(compose_row)
+        # Images for vision models: a tray above the box (button, paste, drop), ui module.
+        self.image_tray = image_attachments.install(self)
         centred = QHBoxLayout()
         centred.addStretch(0)
         centred.addWidget(self.compose_area, 1)
@@ -728,7 +731,7 @@ class MainWindow(QMainWindow):
     # --- replies -------------------------------------------------------------------
     def send(self, text: str) -> None:
         text = text.strip()
-        if not text:
+        if not text and not self.image_tray.paths:
             return
         if self.generating:
             where = "" if self.streaming_id == self.current_id else " in another chat"
@@ -741,6 +744,9 @@ class MainWindow(QMainWindow):
         if not self.ctx.settings.get("last_model"):
             self.show_error("Choose a model first: pick one above or open a GGUF file.")
             return
+        images = image_attachments.images_for_send(self)
+        if images is None:
+            return  # the model cannot see them: said why, the message stays in the box
         self.clear_error()
         self._ensure_conversation()
         self.composer.clear()
@@ -748,10 +754,12 @@ class MainWindow(QMainWindow):
         if editing:
             # The last user message and its reply are replaced by the edited text.
             self.chat_view.set_messages(self._messages_before_last_user())
-        self.chat_view.add_message(Message(0, self.current_id or 0, "user", text, "done",
-                                           time.time()))
+        sent = self.chat_view.add_message(Message(0, self.current_id or 0, "user", text, "done",
+                                                  time.time()))
+        image_attachments.show_on_message(sent, images)
         self.stack.setCurrentWidget(self.chat_view)
-        job = self.service.edit_last_user_message if editing else self.service.send
+        job = self.service.edit_last_user_message if editing else \
+            image_attachments.send_job(self.service, images)
         self._run_reply(job, self.current_id, text)
 
     def _messages_before_last_user(self) -> list[Message]:

@@ -374,6 +374,7 @@ class ChatService:
                    if m.role in ("user", "assistant") and (m.content or m.images)
                    and m.id != exclude]
         system = conversation.system_prompt.strip()
+        vision.require_sight(history, model)
         if model.remote is not None:
             return self._remote_messages(conversation, model, params, history, system)
         fixed = (self.ctx.engine.count_tokens([system])[0] + TURN_OVERHEAD) if system else 0

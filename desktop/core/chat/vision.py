@@ -88,3 +88,16 @@ def projector_for(model_path: str, own_settings: dict[str, Any]) -> str | None:
     if mmproj and Path(str(mmproj)).is_file():
         return str(mmproj)
     return None
+
+
+def require_sight(history: list[Any], model: Any) -> None:
+    """A turn that sends images needs a model that sees them (its projector loaded): one
+    sentence instead of a reply that silently ignored the pictures."""
+    if history and history[-1].role == "user" and history[-1].images \
+            and not (model.loaded or {}).get("vision"):
+        from pathlib import Path
+
+        from desktop.core.errors import HearthError
+
+        raise HearthError(f"{Path(model.path).name} cannot see images: choose a vision model "
+                          "(one with its mmproj projector file).")
