@@ -59,6 +59,10 @@ def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
             path = latest.path if latest is not None else None
         if not path:
             raise HearthError("No chat model is chosen: pass --model PATH (a GGUF file).")
+        if str(path).startswith("remote:"):
+            # Serving it would send local clients' prompts to another machine unannounced.
+            raise HearthError("The model used last is on a remote server; serve shares a "
+                              "local model: pass --model PATH (a GGUF file).")
         print(f"hearth: loading {Path(path).name}…", file=sys.stderr, flush=True)
         model = service.load_model(path, n_ctx=args.ctx)
         if model.warning:

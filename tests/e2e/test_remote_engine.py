@@ -191,6 +191,9 @@ def test_dead_server_is_one_sentence(data_dir: Path) -> None:
     assert "Traceback" not in result.stderr
     shown = json.loads(_cli(data_dir, "history", "show", "1", "--json").stdout)
     assert shown["messages"][0]["content"] == "Hello"
+    # `serve` shares local models only: the remote model used last is refused, not forwarded.
+    served = _cli(data_dir, "serve", "--port", "0", env={"HEARTH_API_KEY": KEY})
+    assert served.returncode == 1 and "on a remote server" in served.stderr
 
 
 def test_a_dropped_connection_keeps_the_partial_reply(ctx: AppContext, gemma_path: Path) -> None:

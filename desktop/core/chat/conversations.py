@@ -135,8 +135,8 @@ def reload_reason(ctx: AppContext, model: ModelState | None,
                   requested: dict[str, Any] | None = None) -> str | None:
     """What changed since the loaded model was loaded ("context 512"), or None when its
     current settings are what it runs with. `requested` is what the last load asked for."""
-    if model is None:
-        return None
+    if model is None or model.remote is not None:
+        return None  # a remote server's model: nothing is loaded here
     want = wanted_load(ctx, model.path)
     changes = []
     trained = model.info.context_length or want["n_ctx"]
