@@ -93,7 +93,10 @@ class InstalledTab(QWidget):
                       "Path": e.path}
             for name, value in values.items():
                 self.table.setItem(row, COLUMNS[name], item(value))
-            self.table.setItem(row, COLUMNS["Model"], item(shown, f"{e.name}\n{e.path}"))
+            mmproj = e.settings.get("mmproj")  # a vision model: the pair loads together
+            self.table.setItem(row, COLUMNS["Model"], item(
+                f"{shown} + vision" if mmproj else shown,
+                f"{e.name}\n{e.path}" + (f"\nImage projector: {mmproj}" if mmproj else "")))
             if e.exists:
                 fit_item, _ = self.page.judge.item(int(m.get("file_size", 0)),
                                                    m.get("quantization"), summary=m)

@@ -101,3 +101,27 @@ def test_images_for_a_model_that_cannot_see_stay_in_the_box(
     qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
     assert "cannot see images" in window.error_label.text()
     assert window.composer.toPlainText() == "Look" and len(window.image_tray.paths) == 1
+
+
+def test_the_library_shows_the_pair(qtbot, data_dir: Path, gemma_path: Path,  # noqa: ANN001
+                                    tmp_path: Path) -> None:
+    from desktop.ui.models_page import ModelsPage
+
+    folder = tmp_path / "lmstudio"
+    folder.mkdir()
+    (folder / "gemma-3-270m.gguf").symlink_to(gemma_path)
+    projector = write_tiny_mmproj(folder / "mmproj-gemma-f16.gguf")
+    ctx = AppContext(data_dir)
+    try:
+        ctx.settings.set("starter_registered", True)
+        page = ModelsPage(ctx)
+        qtbot.addWidget(page)
+        page.show()
+        page.installed.add_paths([str(folder / "gemma-3-270m.gguf")])
+        qtbot.waitUntil(lambda: "Added" in page.installed.status.full_text(), timeout=30_000)
+        page.installed.refresh()
+        cell = page.installed.table.item(0, 0)
+        assert cell.text().endswith("+ vision")
+        assert str(projector) in cell.toolTip()
+    finally:
+        ctx.close()
