@@ -197,7 +197,7 @@ class ChatStore:
         self, conversation_id: int, role: str, content: str, state: str = "done"
     ) -> Message:
         now = time.time()
-        with self.db.lock:
+        with self.db.transaction():
             # A new message continues the branch on screen (schema 5's message tree): its
             # parent is the current leaf, and it becomes the leaf. Regenerate and edit move the
             # leaf back first (set_leaf), so the new message is a sibling: another version.
