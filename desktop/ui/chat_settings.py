@@ -1,4 +1,5 @@
-"""Per-conversation system prompt and sampling settings, with app-wide defaults."""
+"""Per-conversation system prompt and sampling settings, with app-wide defaults; for a
+reasoning model whose template has them, thinking on/off and the effort level."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -25,11 +27,17 @@ FIELDS: dict[str, tuple[str, str, float, float, float]] = {
     "max_tokens": ("Max reply tokens", "int", 1, 131072, 64),
     "seed": ("Seed (-1 = random)", "int", -1, 2**31 - 1, 1),
 }
+# gpt-oss's reasoning_effort; None leaves it to the template (gpt-oss: medium).
+EFFORTS = (("Model default", None), ("Low", "low"), ("Medium", "medium"), ("High", "high"))
 
 
 class ChatSettingsDialog(QDialog):
     def __init__(self, system_prompt: str, sampling: dict[str, Any],
-                 parent: QWidget | None = None, model_fields: bool = False) -> None:
+                 parent: QWidget | None = None, model_fields: bool = False,
+                 thinking: dict[str, bool] | None = None) -> None:
+        """`thinking`: ChatService.thinking_controls() of the chat's model; a switch and an
+        effort level appear only where it offers them (values in `sampling`: "thinking",
+        "reasoning_effort")."""
         super().__init__(parent)
         self.setWindowTitle("Chat settings")
         form = QFormLayout(self)
@@ -77,6 +85,24 @@ class ChatSettingsDialog(QDialog):
             gpu_box.setValue(-1 if layers is None else int(layers))
             self.inputs["n_gpu_layers"] = gpu_box
             form.addRow("GPU layers (0 = CPU only)", gpu_box)
+        controls = thinking or {}
+        self.thinking: QCheckBox | None = None
+        self.effort: QComboBox | None = None
+        if controls.get("thinking_switch"):
+            self.thinking = QCheckBox("Think before answering")
+            self.thinking.setAccessibleName("Thinking")
+            self.thinking.setToolTip("Off: the model answers at once, without its thinking "
+                                     "(faster, shorter, sometimes less careful)")
+            self.thinking.setChecked(bool(sampling.get("thinking", True)))
+            form.addRow("Thinking", self.thinking)
+        if controls.get("effort"):
+            self.effort = QComboBox()
+            self.effort.setAccessibleName("Reasoning effort")
+            for label, value in EFFORTS:
+                self.effort.addItem(label, value)
+            at = self.effort.findData(sampling.get("reasoning_effort"))
+            self.effort.setCurrentIndex(max(at, 0))
+            form.addRow("Reasoning effort", self.effort)
         self.make_default = QCheckBox("Use these settings for new chats too")
         form.addRow(self.make_default)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -89,4 +115,8 @@ class ChatSettingsDialog(QDialog):
         sampling: dict[str, Any] = {name: box.value() for name, box in self.inputs.items()}
         if sampling["seed"] == -1:
             sampling["seed"] = None
+        if self.thinking is not None:
+            sampling["thinking"] = self.thinking.isChecked()
+        if self.effort is not None:
+            sampling["reasoning_effort"] = self.effort.currentData()
         return self.system_prompt.toPlainText().strip(), sampling

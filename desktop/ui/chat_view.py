@@ -12,6 +12,8 @@ highlight colour shows where that is.
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAccessible, QAccessibleEvent, QGuiApplication, QKeyEvent, QPalette
 from PySide6.QtWidgets import (
@@ -82,6 +84,10 @@ class ChatView(QScrollArea):
         self._buffer: list[str] = []
         self._dirty = False
         self._stream_text = ""
+        # A reasoning model's thinking streams beside the answer, on the same timer.
+        self._reason_buffer: list[str] = []
+        self._stream_reasoning = ""
+        self.reasoning_since: float | None = None  # when the thinking began (monotonic)
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // RENDER_HZ)
         self._timer.timeout.connect(self._flush)
@@ -93,6 +99,7 @@ class ChatView(QScrollArea):
     def clear(self) -> None:
         self._timer.stop()
         self._buffer.clear()
+        self._reason_buffer.clear()
         self._dirty = False
         self._drop_from(0)
         self.notice.hide()
@@ -111,6 +118,7 @@ class ChatView(QScrollArea):
         version switch rebuilds only from the switched message down)."""
         self._timer.stop()
         self._buffer.clear()
+        self._reason_buffer.clear()
         keep = 0
         for widget, message in zip(self.widgets, messages, strict=False):
             same = (widget.message.id == message.id and message.id > 0
@@ -195,6 +203,9 @@ class ChatView(QScrollArea):
     def begin_stream(self, message: Message) -> None:
         self._stream_text = ""
         self._buffer.clear()
+        self._stream_reasoning = ""
+        self._reason_buffer.clear()
+        self.reasoning_since = None
         self._dirty = False
         self._stick_to_bottom = True
         widget = self.add_message(message)
@@ -207,6 +218,9 @@ class ChatView(QScrollArea):
         """Stream into the last message (a reply being continued) instead of a new one."""
         widget = self.widgets[-1]
         self._stream_text = widget.message.content
+        self._stream_reasoning = widget.message.reasoning or ""
+        self._reason_buffer.clear()
+        self.reasoning_since = None
         widget.message.state = "streaming"
         widget.refresh()
         self.set_busy(True)
@@ -223,9 +237,23 @@ class ChatView(QScrollArea):
         self._buffer.append(piece)
         self._dirty = True
 
+    def append_reasoning(self, piece: str) -> None:
+        """A piece of a reasoning model's thinking: O(1), rendered on the same timer."""
+        if self.reasoning_since is None:
+            self.reasoning_since = time.monotonic()
+        self._reason_buffer.append(piece)
+        self._dirty = True
+
     def _flush(self) -> None:
         if not self._dirty or not self.widgets:
             return
+        if self._reason_buffer:
+            self._stream_reasoning += "".join(self._reason_buffer)
+            self._reason_buffer.clear()
+            self.widgets[-1].render_reasoning(self._stream_reasoning, self.reasoning_since)
+            if not self._buffer:
+                self._dirty = False
+                return
         self._stream_text += "".join(self._buffer)
         self._buffer.clear()
         self._dirty = False
@@ -272,6 +300,10 @@ class ChatView(QScrollArea):
     @property
     def streaming_text(self) -> str:
         return self._stream_text + "".join(self._buffer)
+
+    @property
+    def streaming_reasoning(self) -> str:
+        return self._stream_reasoning + "".join(self._reason_buffer)
 
     def _follow(self, _min: int, maximum: int) -> None:
         if self._stick_to_bottom:

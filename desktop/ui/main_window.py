@@ -9,6 +9,8 @@ again when its chat is opened.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class OneLineStatus(StatusLine):
 
 class MainWindow(QMainWindow):
     text_arrived = Signal(str)  # emitted from the reply thread; queued onto the GUI thread
+    reasoning_arrived = Signal(str)  # a reasoning model's thinking, the same way
     progress_arrived = Signal(str, int, int)  # model load / prompt reading, same thread hop
 
     def __init__(self, ctx: AppContext) -> None:
@@ -90,6 +93,8 @@ class MainWindow(QMainWindow):
         self.loading = False
         self.editing = False
         self._live_text = ""  # the streaming reply so far (to show it again on return)
+        self._live_reasoning = ""  # and its thinking so far
+        self._thinking_since: float | None = None  # when that began (monotonic)
         self._loaded_with: dict[str, Any] | None = None
         self._reload_pending = False
         self._error_details = ""
@@ -103,6 +108,7 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
         self._build()
         self.text_arrived.connect(self._on_text)
+        self.reasoning_arrived.connect(self._on_reasoning)
         self.progress_arrived.connect(self._on_progress)
         self.service.on_progress = self.progress_arrived.emit
         self.shortcuts = install_shortcuts(self)
@@ -534,6 +540,9 @@ class MainWindow(QMainWindow):
         self.chat_view.set_messages(shown)
         self.chat_view.begin_stream(Message(0, self.streaming_id or 0, "assistant", "",
                                             "streaming", time.time()))
+        if self._live_reasoning:
+            self.chat_view.append_reasoning(self._live_reasoning)
+            self.chat_view.reasoning_since = self._thinking_since  # the count goes on
         if self._live_text:
             self.chat_view.append(self._live_text)
 
@@ -706,10 +715,28 @@ class MainWindow(QMainWindow):
     # --- chat settings ---------------------------------------------------------------
     def edit_chat_settings(self) -> None:
         system, sampling = chats.chat_settings(self.ctx, self.service, self.current_id)
-        dialog = ChatSettingsDialog(system, sampling, self)
-        if dialog.exec() != ChatSettingsDialog.DialogCode.Accepted:
-            return
-        self.apply_chat_settings(*dialog.values(), make_default=dialog.make_default.isChecked())
+        if self.current_id is not None:  # the chat's thinking switch and effort, if set
+            own = chats.conversation(self.ctx, self.current_id).settings
+            sampling.update({k: own[k] for k in ("thinking", "reasoning_effort") if k in own})
+        dialog = ChatSettingsDialog(system, sampling, self, thinking=self.thinking_controls())
+        try:
+            if dialog.exec() != ChatSettingsDialog.DialogCode.Accepted:
+                return
+            self.apply_chat_settings(*dialog.values(),
+                                     make_default=dialog.make_default.isChecked())
+        finally:
+            dialog.deleteLater()  # each opening made a new one; none stays behind
+
+    def thinking_controls(self) -> dict[str, bool] | None:
+        """The thinking controls the current chat's model offers (None: no model loaded, or
+        the chat belongs to another one, whose template is not read here)."""
+        model = self.service.model
+        if model is None:
+            return None
+        chat = chats.conversation(self.ctx, self.current_id) if self.current_id else None
+        if chat is not None and chat.model_path and chat.model_path != model.path:
+            return None
+        return self.service.thinking_controls(model)
 
     def apply_chat_settings(self, system: str, sampling: dict[str, Any],
                             make_default: bool = False) -> None:
@@ -801,8 +828,10 @@ class MainWindow(QMainWindow):
         self.stop_button.setEnabled(True)
         self.send_button.setEnabled(False)
         self.model_box.setEnabled(False)
+        self._live_reasoning, self._thinking_since = "", None
         if resume:
             self._live_text = self.chat_view.widgets[-1].message.content
+            self._live_reasoning = self.chat_view.widgets[-1].message.reasoning or ""
             self.chat_view.resume_stream()
         else:
             self._live_text = ""
@@ -811,6 +840,9 @@ class MainWindow(QMainWindow):
             self.chat_view.begin_stream(placeholder)
         self._first_piece = True
         self.refresh_conversations()
+        if "on_reasoning" in inspect.signature(job).parameters:
+            # A reasoning model's thinking reaches the view beside the text (throttled alike).
+            job = functools.partial(job, on_reasoning=self.reasoning_arrived.emit)
         run_in_background(job, *args, self.text_arrived.emit,
                           on_done=self._reply_done, on_error=self._reply_failed)
 
@@ -849,10 +881,21 @@ class MainWindow(QMainWindow):
             self._first_piece = False
             self.refresh_conversations()  # the new chat's title is saved by now
 
+    def _on_reasoning(self, piece: str) -> None:
+        self._live_reasoning += piece
+        if self._thinking_since is None:
+            self._thinking_since = time.monotonic()
+        if self.current_id == self.streaming_id:
+            self.chat_view.append_reasoning(piece)
+        if self._first_piece:
+            self._first_piece = False
+            self.refresh_conversations()  # the new chat's title is saved by now
+
     def _finish(self) -> int | None:
         finished, self.streaming_id = self.streaming_id, None
         self.generating = False
         self._live_text = ""
+        self._live_reasoning, self._thinking_since = "", None
         self.stop_button.setEnabled(False)
         self.send_button.setEnabled(not self.loading)
         self.model_box.setEnabled(not self.loading)

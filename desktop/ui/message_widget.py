@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from desktop.core.store.chats import Message
 from desktop.ui import theme
 from desktop.ui.markdown import MarkdownColors, MarkdownRenderer, _mix
+from desktop.ui.thinking_section import ThinkingSection
 
 COPIED_MS = 1500  # how long "Copied" shows before the button says "Copy" again
 EXTERNAL_SCHEMES = ("http", "https", "mailto", "ftp")
@@ -234,6 +235,13 @@ class MessageWidget(QFrame):
         self.progress_row.hide()
         layout.addWidget(self.progress_row)
 
+        # A reasoning model's thinking: collapsed, above the answer (thinking_section.py).
+        self.thinking = ThinkingSection(self)
+        self.thinking.setAccessibleName("Thinking")
+        self.thinking.expanded_changed.connect(self._thinking_toggled)
+        self.thinking.hide()
+        layout.addWidget(self.thinking)
+
         self.body = MessageBody(self)
         self.body.setAccessibleName("Message text")
         self.body.anchorClicked.connect(self._anchor)
@@ -348,6 +356,8 @@ class MessageWidget(QFrame):
             muted.setColor(group, QPalette.ColorRole.WindowText, QColor(self.colors.muted))
         self.meta.setPalette(muted)
         self.version_label.setPalette(muted)
+        self.thinking.apply_colors(palette, QColor(self.colors.muted),
+                                   theme.readable(QColor(self.colors.border), back, 3.0))
         self.renderer.colors = self.colors
         self._set_notice_tone()
 
@@ -403,6 +413,8 @@ class MessageWidget(QFrame):
     def update_message(self, message: Message) -> None:
         self.message = message
         self.render_text(message.content)
+        if message.state != "streaming" or not self.thinking.live:
+            self.thinking.show_final(message.reasoning or "", message.reasoning_s)
         self.refresh()
 
     def refresh(self) -> None:
@@ -416,7 +428,8 @@ class MessageWidget(QFrame):
         self.notice.setVisible(bool(note))
         self._set_notice_tone()
         streaming = m.state == "streaming"
-        self.progress_row.setVisible(streaming and not m.content)
+        self.progress_row.setVisible(streaming and not m.content and not self.thinking.text)
+        self.thinking.setVisible(m.role == "assistant" and bool(self.thinking.text))
         self.body.setVisible(bool(m.content) or not streaming)
         self._show_sources()
         count = len(m.versions)
@@ -508,6 +521,8 @@ class MessageWidget(QFrame):
         paragraph before it on one line. end_stream renders the whole reply once more."""
         first = not self.message.content and bool(text)
         self.message.content = text
+        if self.thinking.live and text:
+            self.thinking.stop_live()  # the answer started: the count stops
         if first:
             self.progress_row.hide()
             self.body.show()
@@ -535,6 +550,19 @@ class MessageWidget(QFrame):
             cursor.insertHtml(self.renderer.render(tail, keep_blocks=True))
         cursor.endEditBlock()
         self.body.fit()
+
+    def render_reasoning(self, text: str, since: float | None = None) -> None:
+        """While a reply streams: its thinking so far, the section counting seconds (from
+        `since`, a monotonic time, when the thinking began before this widget existed)."""
+        self.message.reasoning = text
+        if not self.thinking.live and not self.message.content:
+            self.thinking.start_live(since)
+        self.thinking.set_text(text)
+        self.progress_row.hide()
+        self.thinking.show()
+
+    def _thinking_toggled(self, _expanded: bool) -> None:
+        self.update()  # the focus ring follows the header and the new height
 
     def _stable_blocks(self) -> int:
         return getattr(self, "_stable_count", 0) if self._stable_chars else 0
@@ -602,7 +630,8 @@ class MessageWidget(QFrame):
 
     def action_buttons(self) -> list[QPushButton]:
         """The buttons the arrow keys walk through, in reading order (visible, enabled)."""
-        return [b for b in (self.previous_version, self.next_version, self.copy_button,
+        return [b for b in (self.thinking.header, self.previous_version, self.next_version,
+                            self.copy_button,
                             self.edit_button, self.regenerate_button, self.continue_button)
                 if b.isVisibleTo(self) and b.isEnabled()]
 

@@ -1,7 +1,9 @@
 """The conversation close up, rendered to PNG offscreen (called by `main.py screenshots`,
 desktop/ui/screens.py): a long Markdown reply with a table, code with a long line, a
 blockquote and sources, shown as version 2 of 3, then a reply stopped at the token limit;
-at 800x600 and 1600x1000, light and dark."""
+and a reasoning model's reply with its thinking collapsed and expanded
+(chat-thinking-{W}x{H}-{mode}-{collapsed,expanded}.png); at 800x600 and 1600x1000, light and
+dark."""
 
 from __future__ import annotations
 
@@ -44,6 +46,24 @@ def seed_versions_chat(ctx: Any) -> int:
     return chat.id
 
 
+THINKING = ("The user has 3 apples and buys 2 bags of 4. So 2 × 4 = 8 more apples.\n"
+            "3 + 8 = 11. Let me check: 8 + 3 is 11, yes.\n"
+            "They asked for a short answer, so one sentence with the sum is enough.")
+
+
+def seed_thinking_chat(ctx: Any) -> int:
+    """A chat with a reasoning model's reply: 12 s of thinking, then the answer."""
+    chats = ctx.chats
+    chat = chats.create_conversation("Apples")
+    chats.add_message(chat.id, "user", "I have 3 apples and buy 2 bags of 4. How many now?")
+    reply = chats.add_message(chat.id, "assistant", "", state="streaming")
+    chats.finish_message(reply.id, "done", "You have **11 apples**: 3 + 2 × 4 = 11.",
+                         prompt_tokens=38, completion_tokens=96, ttft_s=0.12,
+                         tokens_per_s=41.0, stop_reason="stop", reasoning=THINKING,
+                         reasoning_s=12.4)
+    return chat.id
+
+
 def render_chat_screens(out_dir: Path, ctx: Any) -> list[Path]:
     """chat-view-{W}x{H}-{mode}.png for every size and mode; returns the files written."""
     from PySide6.QtCore import QCoreApplication
@@ -55,6 +75,7 @@ def render_chat_screens(out_dir: Path, ctx: Any) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     conversation = seed_versions_chat(ctx)
     messages = ctx.chats.messages(conversation)
+    thinking = ctx.chats.messages(seed_thinking_chat(ctx))
     written: list[Path] = []
     for mode in MODES:
         theme.apply_theme(mode)
@@ -73,6 +94,17 @@ def render_chat_screens(out_dir: Path, ctx: Any) -> list[Path]:
             path = out / f"chat-view-{width}x{height}-{mode}.png"
             view.grab().save(str(path))
             written.append(path)
+            view.set_messages(thinking)
+            for state in ("collapsed", "expanded"):
+                view.widgets[1].thinking.set_expanded(state == "expanded")
+                for _ in range(4):
+                    QCoreApplication.processEvents()
+                view.relayout()
+                view.verticalScrollBar().setValue(0)
+                QCoreApplication.processEvents()
+                path = out / f"chat-thinking-{width}x{height}-{mode}-{state}.png"
+                view.grab().save(str(path))
+                written.append(path)
             view.close()
             view.deleteLater()
     return written

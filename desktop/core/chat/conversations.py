@@ -115,7 +115,11 @@ def chat_settings(ctx: AppContext, service: ChatService,
 def save_chat_settings(ctx: AppContext, conversation_id: int | None, system: str,
                        sampling: dict[str, Any], make_default: bool = False) -> None:
     if conversation_id is not None:
-        ctx.chats.update_conversation(conversation_id, system_prompt=system, settings=sampling)
+        # Merged, not replaced: the chat's other settings (thinking, the remote hosts it went
+        # to) are not the dialog's to drop.
+        own = ctx.chats.conversation(conversation_id).settings
+        ctx.chats.update_conversation(conversation_id, system_prompt=system,
+                                      settings={**own, **sampling})
     if make_default or conversation_id is None:
         ctx.settings.values["system_prompt"] = system
         ctx.settings.set("sampling", sampling)
