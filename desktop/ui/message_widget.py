@@ -354,8 +354,11 @@ class MessageWidget(QFrame):
         muted = QPalette(palette)
         for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
             muted.setColor(group, QPalette.ColorRole.WindowText, QColor(self.colors.muted))
-        self.meta.setPalette(muted)
-        self.version_label.setPalette(muted)
+        # A widget style sheet too: under the app's style sheet, a theme switch re-polishes
+        # labels and Qt puts back the palette they had before it (light grey on dark).
+        for label in (self.meta, self.version_label):
+            label.setPalette(muted)
+            label.setStyleSheet(f"color: {QColor(self.colors.muted).name()};")
         self.thinking.apply_colors(palette, QColor(self.colors.muted),
                                    theme.readable(QColor(self.colors.border), back, 3.0))
         self.renderer.colors = self.colors
