@@ -122,7 +122,10 @@ def test_stop_mid_stream_keeps_the_partial_reply(ctx: AppContext, server: Loopba
     assert reply.state == "stopped" and reply.stop_reason == "cancelled"
     assert reply.content == "".join(pieces) and reply.content
     assert (reply.completion_tokens or 0) < 400
-    # The server is free again: the next turn is answered in full.
+    # The server is free again: the next turn is answered in full (a short one: a loaded
+    # machine writes a few tokens a second).
+    own = ctx.chats.conversation(conversation_id).settings
+    ctx.chats.update_conversation(conversation_id, settings={**own, "max_tokens": 12})
     again = service.send(conversation_id, "9, 10, 11,", on_text=None)
     assert again.state == "done" and again.content
 
