@@ -85,6 +85,7 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
             for _ in generation:
                 last = time.perf_counter()
                 first = first or last
+            assert generation.result is not None
             done = generation.result
             speeds.append(done["tokens_per_s"])
             if first and last and last > first:
@@ -94,8 +95,8 @@ def _ours(client: EngineClient, fmt: Any, args: argparse.Namespace, want: set[st
     followup = None
     if "followup" in want:
         history = user(_long_text(args.prompt_tokens, "history"))
-        first = client.generate(render_parts(fmt, history), {**greedy, "max_tokens": 32})
-        reply = "".join(first)
+        reply = "".join(client.generate(render_parts(fmt, history),
+                                        {**greedy, "max_tokens": 32}))
         ttfts, cached = [], 0
         for i in range(args.repeats):
             turn = [*history, {"role": "assistant", "content": reply},
@@ -164,7 +165,9 @@ def _resume(options: LoadOptions, log: Path, fmt: Any, args: argparse.Namespace
         turns += [{"role": "assistant", "content": reply},
                   {"role": "user", "content": "What number was on the door?"}]
         parts = render_parts(fmt, turns)
-        warm, cold, done = [], [], {}
+        warm: list[float] = []
+        cold: list[float] = []
+        done: dict[str, Any] = {}
         for _ in range(args.repeats):
             for kind, opts in (("warm", saved), ("cold", LoadOptions(**{
                     **options.request(), "state_dir": None}))):

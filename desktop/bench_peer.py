@@ -236,7 +236,9 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
         report["prefill_prompt_tokens"] = {"hearth": tokens[0], "peer": tokens[1]}
         # Generation: 256 greedy tokens, without and with Hearth's drafting.
         story = render_parts(fmt, user("Tell me a story."))
-        g_plain, g_spec, g_peer = [], [], []
+        g_plain: list[float] = []
+        g_spec: list[float] = []
+        g_peer: list[float] = []
         for i in range(args.repeats):
             for side in (("h", "s", "p") if i % 2 == 0 else ("p", "s", "h")):
                 if side in "hs":

@@ -294,6 +294,7 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
         if args.model or args.ctx or remote_ref:
             service.load_model(model_path or conversation.model_path
                                or ctx.settings.get("last_model") or "", n_ctx=args.ctx)
+            assert service.model is not None  # load_model raises rather than leave none
             conversation = chats.update_conversation(conversation.id,
                                                      model_path=service.model.path)
         if args.image:  # the images are stored with the message; the model must see them

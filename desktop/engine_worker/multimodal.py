@@ -122,7 +122,7 @@ class Vision:
         chunks = mtmd.mtmd_input_chunks_init()
         try:
             part = mtmd.mtmd_input_part()
-            part.text = None
+            part.text = None  # type: ignore[assignment]  # a NULL pointer: no text in this part
             part.bitmap = bitmap
             parts = (ctypes.POINTER(mtmd.mtmd_input_part) * 1)(ctypes.pointer(part))
             # From parts, not from text with markers: a user can never smuggle a marker in.

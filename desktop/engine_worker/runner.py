@@ -428,7 +428,8 @@ class Runner:
         if restore(llm.ctx, saved.blob):
             self.cache_tokens = list(saved.tokens)
             return True
-        self.states.drop(session)  # llama.cpp refused it: never try this state again
+        if session is not None:
+            self.states.drop(session)  # llama.cpp refused it: never try this state again
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm.ctx), True)
         self.cache_tokens = []
         return False

@@ -134,7 +134,7 @@ class ImageTray(QWidget):
         """A pasted image: saved as PNG to a private temporary file, then attached."""
         buffer = QBuffer()
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        image.save(buffer, "PNG")
+        image.save(buffer, "PNG")  # type: ignore[call-overload]  # QIODevice overload
         # A private file of this machine's temporary folder; the service copies it into the
         # data dir when the message is sent.
         fd, name = tempfile.mkstemp(prefix="hearth-paste-", suffix=".png")
