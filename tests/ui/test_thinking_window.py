@@ -120,6 +120,16 @@ def test_thinking_streams_collapsed_then_expands_to_the_stored_thinking(
     assert reply.completion_tokens is not None and reply.completion_tokens >= sum(tokens) - 2
     assert window.context_meter.value() == reply.prompt_tokens + reply.completion_tokens
 
+    # Regenerate streams its thinking the same way (on_reasoning on that path too).
+    streamed: list[str] = []
+    window.reasoning_arrived.connect(streamed.append)
+    window.regenerate()
+    qtbot.waitUntil(lambda: not window.generating, timeout=120_000)
+    again = window.ctx.chats.messages(window.current_id)[-1]
+    assert again.id != reply.id and again.reasoning == reply.reasoning  # greedy: the same
+    assert "".join(streamed) == again.reasoning == view.widgets[-1].thinking.text
+    assert view.widgets[-1].message.versions == [reply.id, again.id]
+
     # Opened again later, the stored thinking is there, collapsed.
     window.new_chat()
     window.open_conversation(reply.conversation_id)
