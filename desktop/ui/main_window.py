@@ -1,6 +1,19 @@
 """The main window: the chat list (sidebar.py), the toolbar (toolbar.py), the conversation
 (chat_view.py) or the start panel (first_run.py), and the message box.
 
+The window builds and lays out those widgets, shows errors, restores and saves its place,
+and hands each concern to a part it creates (each holds the window, reads its widgets):
+- window_model.py (ModelControl): the model picker and status line, loading a model, and
+  reloading it when its defaults change;
+- window_chats.py (ChatList): the sidebar's list and which chat is shown; new, open,
+  rename, export, delete;
+- window_replies.py (Replies): send, regenerate, continue, edit, versions, the streaming
+  reply, Stop, the screen-reader announcement and the context meter;
+- window_documents.py (ChatDocuments): the collections a chat answers from, a citation's
+  passage, files dropped or attached on a chat.
+Its public methods and state (send, open_conversation, generating, loading…) are one-line
+delegates to those parts, for the shortcuts, the other UI modules and the tests.
+
 The window calls services (ChatService, desktop/core/chat/conversations.py), never the
 store. A reply runs on a worker thread and belongs to its chat, not to what is on screen:
 the user may read other chats while it is written; it goes on, is saved, and shows live
@@ -9,26 +22,13 @@ again when its chat is opened.
 
 from __future__ import annotations
 
-import functools
-import inspect
-import time
-from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
-from PySide6.QtGui import (
-    QAccessible,
-    QAccessibleAnnouncementEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-)
+from PySide6.QtCore import QByteArray, QEvent, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QMainWindow,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -37,11 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.chat import conversations as chats
-from desktop.core.chat.conversations import Message
 from desktop.core.chat.service import ChatService
 from desktop.core.context import AppContext
-from desktop.core.errors import EngineCrashed, HearthError, error_text
-from desktop.core.models.starter import starter_note
+from desktop.core.errors import HearthError, error_text
 from desktop.ui import image_attachments
 from desktop.ui.actions import install_shortcuts, set_focus_order
 from desktop.ui.api_status import install_api_server
@@ -55,21 +53,15 @@ except ImportError:  # pragma: no cover - an older chat view
     READING_WIDTH = 760
 from desktop.ui.composer import Composer
 from desktop.ui.first_run import StartPanel
-from desktop.ui.remote_panel import (
-    REMOTE_ITEM,
-    RemoteMarker,
-    add_remote_items,
-    is_remote_ref,
-    open_remote_dialog,
-    remote_status,
-)
+from desktop.ui.remote_panel import RemoteMarker
 from desktop.ui.sidebar import Sidebar
 from desktop.ui.tasks import run_in_background
 from desktop.ui.toolbar import ChatToolbar, ContextMeter
 from desktop.ui.widgets import StatusLine
-
-OPEN_FILE = "__open__"
-BUSY = "busy"  # errors whose cause is a running reply or load: cleared when it ends
+from desktop.ui.window_chats import ChatList
+from desktop.ui.window_documents import ChatDocuments
+from desktop.ui.window_model import ModelControl
+from desktop.ui.window_replies import Replies
 
 
 class OneLineStatus(StatusLine):
@@ -87,29 +79,23 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.ctx = ctx
         self.service = ChatService(ctx)
-        self.current_id: int | None = None
-        self.streaming_id: int | None = None  # the chat whose reply is being written
-        self.generating = False
-        self.loading = False
-        self.editing = False
-        self._live_text = ""  # the streaming reply so far (to show it again on return)
-        self._live_reasoning = ""  # and its thinking so far
-        self._thinking_since: float | None = None  # when that began (monotonic)
-        self._loaded_with: dict[str, Any] | None = None
-        self._reload_pending = False
+        self.current_id: int | None = None  # the chat on screen (every part reads it)
         self._error_details = ""
         self._error_kind: str | None = None
-        self.last_announcement = ""
-        self._load_label = ""  # what the status line says while a model loads
+        # The parts (see the module docstring); they read the widgets _build makes.
+        self.model_control = ModelControl(self)
+        self.chat_list = ChatList(self)
+        self.replies = Replies(self)
+        self.chat_documents = ChatDocuments(self)
         self.models_page: Any = None
         self.documents_page: Any = None
         self.setAcceptDrops(True)
         self.setWindowTitle("Hearth")
         self.resize(1100, 760)
         self._build()
-        self.text_arrived.connect(self._on_text)
-        self.reasoning_arrived.connect(self._on_reasoning)
-        self.progress_arrived.connect(self._on_progress)
+        self.text_arrived.connect(self.replies.on_text)
+        self.reasoning_arrived.connect(self.replies.on_reasoning)
+        self.progress_arrived.connect(self.replies.on_progress)
         self.service.on_progress = self.progress_arrived.emit
         self.shortcuts = install_shortcuts(self)
         set_focus_order(self)
@@ -119,23 +105,24 @@ class MainWindow(QMainWindow):
     # --- layout ----------------------------------------------------------------------
     def _build(self) -> None:
         self.sidebar = Sidebar()
-        self.sidebar.new_requested.connect(self.new_chat)
-        self.sidebar.selected.connect(self.open_conversation)
-        self.sidebar.rename_requested.connect(self.rename_conversation)
-        self.sidebar.delete_requested.connect(self.delete_conversation)
-        self.sidebar.export_requested.connect(self.export_conversation)
-        self.sidebar.search_changed.connect(lambda _: self.refresh_conversations())
+        chat_list = self.chat_list
+        self.sidebar.new_requested.connect(chat_list.new_chat)
+        self.sidebar.selected.connect(chat_list.open_conversation)
+        self.sidebar.rename_requested.connect(chat_list.rename_conversation)
+        self.sidebar.delete_requested.connect(chat_list.delete_conversation)
+        self.sidebar.export_requested.connect(chat_list.export_conversation)
+        self.sidebar.search_changed.connect(lambda _: chat_list.refresh_conversations())
 
         self.toolbar = ChatToolbar()
         self.model_box = self.toolbar.model_box
-        self.model_box.activated.connect(self._model_chosen)
+        self.model_box.activated.connect(self.model_control.model_chosen)
         self.models_button = self.toolbar.models_button
         self.models_button.clicked.connect(self.open_models)
         self.documents_button = self.toolbar.documents_button
         self.documents_button.clicked.connect(self.open_documents)
         self.sources_button = self.toolbar.sources_button
         self.sources_menu = self.toolbar.sources_menu
-        self.sources_menu.aboutToShow.connect(self._fill_sources_menu)
+        self.sources_menu.aboutToShow.connect(self.chat_documents.fill_sources_menu)
         self.settings_button = self.toolbar.settings_button
         self.settings_button.clicked.connect(self.edit_chat_settings)
 
@@ -152,17 +139,18 @@ class MainWindow(QMainWindow):
         self.start_panel = StartPanel()
         self.start_panel.setAccessibleName("Start")
         self.start_panel.download_requested.connect(self.download_recommended)
-        self.start_panel.open_file_requested.connect(self.open_model_file)
+        self.start_panel.open_file_requested.connect(self.model_control.open_model_file)
         self.start_panel.browse_requested.connect(self.open_models)
         self.empty = self.start_panel  # what older callers and tests call the empty page
         self.chat_view = ChatView()
         self.chat_view.setAccessibleName("Conversation")
-        self.chat_view.regenerate_requested.connect(self.regenerate)
-        self.chat_view.edit_requested.connect(self.edit_last)
-        self.chat_view.source_requested.connect(self.show_source)
-        self.chat_view.continue_requested.connect(self.continue_reply)
-        self.chat_view.edit_submitted.connect(self.edit_message)
-        self.chat_view.version_requested.connect(self.show_version)
+        replies = self.replies
+        self.chat_view.regenerate_requested.connect(replies.regenerate)
+        self.chat_view.edit_requested.connect(replies.edit_last)
+        self.chat_view.source_requested.connect(self.chat_documents.show_source)
+        self.chat_view.continue_requested.connect(replies.continue_reply)
+        self.chat_view.edit_submitted.connect(replies.edit_message)
+        self.chat_view.version_requested.connect(replies.show_version)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_panel)
         self.stack.addWidget(self.chat_view)
@@ -188,16 +176,16 @@ class MainWindow(QMainWindow):
         self.file_chips = FileChips()
         self.composer = Composer()
         self.composer.setAccessibleName("Message")
-        self.composer.submitted.connect(self.send)
+        self.composer.submitted.connect(replies.send)
         self.send_button = QPushButton("Send")
         self.send_button.setObjectName("primary")
         self.send_button.setAccessibleName("Send")
         self.send_button.setToolTip("Send the message (Enter)")
-        self.send_button.clicked.connect(lambda: self.send(self.composer.toPlainText()))
+        self.send_button.clicked.connect(lambda: replies.send(self.composer.toPlainText()))
         self.stop_button = QPushButton("Stop")
         self.stop_button.setAccessibleName("Stop the reply")
         self.stop_button.setToolTip("Stop the reply (Esc); what was written is kept")
-        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.clicked.connect(replies.stop)
         self.stop_button.setEnabled(False)
         buttons = QVBoxLayout()
         buttons.addWidget(self.send_button)
@@ -247,8 +235,8 @@ class MainWindow(QMainWindow):
         from desktop.ui.bridge import app_signals
 
         signals = app_signals(self.ctx)
-        signals.library_changed.connect(self._library_changed)
-        signals.settings_changed.connect(self._check_reload)
+        signals.library_changed.connect(self.model_control.library_changed)
+        signals.settings_changed.connect(self.model_control.check_reload)
         signals.download_changed.connect(self._download_changed)
 
     def _restore(self) -> None:
@@ -267,7 +255,7 @@ class MainWindow(QMainWindow):
         if last in [c.id for c in self.sidebar.model.items]:
             self.open_conversation(last)
         else:
-            self._show_empty()
+            self.chat_list.show_empty()
         self._paused_downloads()
         # What the empty area offers is decided once the library is read (and on a first run
         # the starter model registered), off the GUI thread: no "no model yet" flash.
@@ -297,157 +285,6 @@ class MainWindow(QMainWindow):
         if kind is None or self._error_kind == kind:
             self.error_box.hide()
             self._error_kind = None
-
-    # --- models --------------------------------------------------------------------
-    def refresh_models(self) -> None:
-        self.model_box.blockSignals(True)
-        self.model_box.clear()
-        models = chats.chat_models(self.ctx)
-        current = chats.choose_default_model(self.ctx, models)
-        for entry in models:
-            meta = entry.metadata
-            label = (f"{entry.name} · {meta.get('quantization', '?')} · "
-                     f"{meta.get('file_size', 0) / 1e6:,.0f} MB · {meta.get('architecture', '?')}")
-            if not entry.exists:
-                label += " · file missing"
-            self.model_box.addItem(label, entry.path)
-            self.model_box.setItemData(self.model_box.count() - 1, f"{label}\n{entry.path}",
-                                       Qt.ItemDataRole.ToolTipRole)
-        add_remote_items(self.model_box, self.ctx)  # "Remote: MODEL @ HOST", "Remote server…"
-        self.model_box.addItem("Open GGUF file…", OPEN_FILE)
-        index = self.model_box.findData(current) if current else -1
-        self.model_box.setCurrentIndex(index if index >= 0 else self.model_box.count() - 1)
-        self.model_box.blockSignals(False)
-        self._describe_model()
-
-    def _describe_model(self, prefix: str = "") -> None:
-        path = self.ctx.settings.get("last_model")
-        self.remote_marker.refresh(self.ctx, self.current_id)
-        if is_remote_ref(path):
-            self.model_status.show_text(prefix or remote_status(path))
-            return
-        entry = chats.model_entry(self.ctx, path)
-        if entry is None and path:
-            # Chosen elsewhere (CLI, settings) and joining the library in the background.
-            self.model_status.show_text(prefix or f"{Path(path).name}: loads when you send "
-                                        "a message.")
-            return
-        if entry is None:
-            # Until the library has been read off-thread, say nothing rather than flash
-            # "no model" on a first run whose starter model is being registered.
-            known = self.start_panel.view is not None
-            self.model_status.show_text(prefix or ("No model chosen." if known else ""))
-            return
-        notes = [prefix] if prefix else []
-        model = self.service.model
-        loaded = model is not None and model.path == entry.path and self.ctx.engine.loaded
-        if loaded and model:
-            notes.append(f"Loaded, context {model.n_ctx}: {model.gpu_plan}.")
-            if model.warning:
-                notes.append(model.warning)  # where the model status shows, not in a log
-        else:
-            notes.append("Loads when you send a message.")
-        if entry.source == "starter":
-            notes.append(starter_note(entry.path))
-        elif entry.is_base_model:
-            notes.append("Base model (no chat template): it continues text rather than "
-                         "following instructions.")
-        self.model_status.show_text(" ".join(notes))
-
-    def _model_chosen(self, index: int) -> None:
-        path = self.model_box.itemData(index)
-        if path == OPEN_FILE:
-            self.open_model_file()
-            return
-        if path == REMOTE_ITEM:
-            self.refresh_models()  # the picker goes back to the model in use
-            open_remote_dialog(self)
-            return
-        self.load_model(path)
-
-    def open_model_file(self) -> None:
-        chosen, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", str(Path.home()),
-                                                "GGUF models (*.gguf)")
-        if not chosen:
-            self.refresh_models()
-            return
-        self.load_model(chosen)
-
-    def load_model(self, path: str, status: str | None = None) -> None:
-        if self.generating:
-            self.show_error("Stop the current reply before switching models.", BUSY)
-            self.refresh_models()
-            return
-        self.clear_error()
-        self._load_label = f"Loading {Path(path).name}"
-        self.model_status.show_text(status or f"{self._load_label}…")
-        self._set_loading(True)
-
-        def done(_: Any) -> None:
-            self._set_loading(False)
-            self._loaded_with = self._wanted(path)
-            if self.current_id is not None and self.service.model is not None:
-                chats.set_model(self.ctx, self.current_id, self.service.model.path)
-            self.refresh_models()
-            self._show_start_if_empty()
-
-        def failed(exc: BaseException) -> None:
-            self._set_loading(False)
-            self.refresh_models()
-            self.show_error(exc)
-
-        run_in_background(self.service.load_model, path, on_done=done, on_error=failed)
-
-    def _set_loading(self, loading: bool) -> None:
-        self.loading = loading
-        if not loading:
-            self._load_label = ""
-        self.model_box.setEnabled(not loading and not self.generating)
-        self.send_button.setEnabled(not loading and not self.generating)
-        if not loading:
-            self.clear_error(BUSY)
-
-    def _wanted(self, path: str) -> dict[str, Any]:
-        return {"path": path, **chats.wanted_load(self.ctx, path)}
-
-    def _library_changed(self) -> None:
-        self.refresh_models()
-        self._show_start_if_empty()
-        self._check_reload()
-
-    def _check_reload(self) -> None:
-        """Per-model or app defaults changed (context, GPU layers): reload the loaded model
-        with them now, in the background, and say so, instead of keeping the old ones."""
-        model = self.service.model
-        if model is None or not self.ctx.engine.loaded:
-            return
-        if self.generating or self.loading:
-            self._reload_pending = True
-            return
-        self._reload_pending = False
-        if self._loaded_with is None or self._loaded_with.get("path") != model.path:
-            self._loaded_with = self._wanted(model.path)
-        reason = chats.reload_reason(self.ctx, model, self._loaded_with)
-        if not reason:
-            return
-        self._load_label = f"Reloading {model.info.name or Path(model.path).name} with {reason}"
-        self.model_status.show_text(f"{self._load_label}…")
-        self._set_loading(True)
-        path = model.path
-
-        def done(_: Any) -> None:
-            self._set_loading(False)
-            self._loaded_with = self._wanted(path)
-            self._describe_model(f"Reloaded with {reason}.")
-            self._update_meter()
-
-        def failed(exc: BaseException) -> None:
-            self._set_loading(False)
-            self._describe_model()
-            self.show_error(exc)
-
-        run_in_background(chats.reload_model, self.ctx, self.service, on_done=done,
-                          on_error=failed)
 
     # --- the empty area and first run ------------------------------------------------
     def _start_view_ready(self, view: chats.StartView) -> None:
@@ -480,124 +317,6 @@ class MainWindow(QMainWindow):
         if text != self.models_button.text():
             self.models_button.set_full_text(text)
 
-    # --- conversations ---------------------------------------------------------------
-    def refresh_conversations(self) -> None:
-        query = self.sidebar.search.text().strip()
-        self.sidebar.set_conversations(chats.list_conversations(self.ctx, query),
-                                       self.current_id, query)
-        self.sidebar.model.set_busy(self.streaming_id)
-
-    def _show_empty(self) -> None:
-        self.stack.setCurrentWidget(self.start_panel)
-        self._update_meter([])
-        self.context_meter.hide()  # no chat, nothing used
-
-    def _leave_current(self, next_id: int | None) -> None:
-        """Before showing another chat: the reply view stops drawing (the reply goes on),
-        and a chat left without a single message is not kept as an empty "New chat"."""
-        previous = self.current_id
-        if previous is not None and previous == self.streaming_id:
-            self.chat_view.end_stream(None)
-        if previous is not None and previous != next_id and previous != self.streaming_id:
-            chats.discard_if_empty(self.ctx, previous)
-        self.file_chips.clear()
-        self.clear_error()
-        self.editing = False
-
-    def new_chat(self) -> None:
-        self._leave_current(None)
-        self.current_id = None
-        self.chat_view.clear()
-        self._show_empty()
-        self.refresh_conversations()
-        self._update_sources_button()
-        self.composer.setFocus()
-
-    def open_conversation(self, conversation_id: int) -> None:
-        if conversation_id != self.current_id:
-            self._leave_current(conversation_id)
-        self.current_id = conversation_id
-        self.ctx.settings.set("last_conversation", conversation_id)
-        messages = chats.messages(self.ctx, conversation_id)
-        if conversation_id == self.streaming_id:
-            self._show_live(messages)
-        else:
-            self.chat_view.set_messages(messages)
-        self.stack.setCurrentWidget(self.chat_view)
-        self._update_meter(messages)
-        self.context_meter.show()
-        self._update_sources_button()
-        self.refresh_conversations()
-        interrupted = [m for m in messages if m.state == "interrupted"]
-        if interrupted and interrupted[-1] is messages[-1]:
-            self.chat_view.set_notice("The last reply was cut off when Hearth closed. "
-                                      "Continue it from where it stopped, or Regenerate it.")
-
-    def _show_live(self, messages: list[Message]) -> None:
-        """Back on the chat whose reply is being written: what is saved, then the reply so
-        far, streaming on."""
-        shown = [m for m in messages if m.state != "streaming"]
-        self.chat_view.set_messages(shown)
-        self.chat_view.begin_stream(Message(0, self.streaming_id or 0, "assistant", "",
-                                            "streaming", time.time()))
-        if self._live_reasoning:
-            self.chat_view.append_reasoning(self._live_reasoning)
-            self.chat_view.reasoning_since = self._thinking_since  # the count goes on
-        if self._live_text:
-            self.chat_view.append(self._live_text)
-
-    def rename_conversation(self, conversation_id: int) -> None:
-        current = chats.conversation(self.ctx, conversation_id).title
-        title, ok = QInputDialog.getText(self, "Rename chat", "Title:", text=current)
-        if not ok:
-            return
-        try:
-            chats.rename(self.ctx, conversation_id, title)
-        except HearthError as exc:
-            self.show_error(exc)
-            return
-        self.refresh_conversations()
-
-    def export_conversation(self, conversation_id: int, path: str | None = None) -> None:
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Export chat", str(Path.home() / chats.export_name(self.ctx,
-                                                                         conversation_id)),
-                "Markdown (*.md);;JSON (*.json)")
-            if not path:
-                return
-        try:
-            written = chats.export(self.ctx, conversation_id, path)
-        except HearthError as exc:
-            self.show_error(exc)
-            return
-        self.chat_view.set_notice(f"Exported to {written}")
-
-    def confirm_delete(self, title: str) -> bool:
-        """Ask before deleting; the safe answer (No) is the default, so Enter keeps the chat."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Delete chat",
-                          f"Delete “{title}” and all its messages? This cannot be undone.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setDefaultButton(QMessageBox.StandardButton.No)
-        box.setEscapeButton(QMessageBox.StandardButton.No)
-        box.button(QMessageBox.StandardButton.Yes).setText("Delete")
-        box.button(QMessageBox.StandardButton.No).setText("Keep")
-        self._confirm_box = box  # reachable by tests driving the real dialog
-        return box.exec() == QMessageBox.StandardButton.Yes
-
-    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
-        if conversation_id == self.streaming_id:
-            self.show_error("Stop the reply (Esc) before deleting this chat.", BUSY)
-            return
-        title = chats.conversation(self.ctx, conversation_id).title or "this chat"
-        if confirm and not self.confirm_delete(title):
-            return
-        self.service.delete_conversation(conversation_id)
-        if conversation_id == self.current_id:
-            self.current_id = None
-            self.new_chat()
-        self.refresh_conversations()
-
     def open_models(self) -> None:
         if self.models_page is None:
             from desktop.ui.models_page import ModelsPage
@@ -612,7 +331,8 @@ class MainWindow(QMainWindow):
             from desktop.ui.documents_page import DocumentsPage
 
             self.documents_page = DocumentsPage(self.ctx, self)
-            self.documents_page.collections_changed.connect(self._update_sources_button)
+            self.documents_page.collections_changed.connect(
+                self.chat_documents.update_sources_button)
         return self.documents_page
 
     def open_documents(self) -> None:
@@ -620,97 +340,6 @@ class MainWindow(QMainWindow):
         self.documents_page.refresh()
         self.documents_page.show()
         self.documents_page.raise_()
-
-    def _ensure_conversation(self) -> int:
-        if self.current_id is None:
-            conversation = self.service.new_conversation()
-            self.current_id = conversation.id
-            self.ctx.settings.set("last_conversation", conversation.id)
-            self.chat_view.clear()
-            self.stack.setCurrentWidget(self.chat_view)
-            self.context_meter.show()
-            self.refresh_conversations()
-        return self.current_id
-
-    # --- document sources ------------------------------------------------------------
-    def _fill_sources_menu(self) -> None:
-        self.sources_menu.clear()
-        choices = chats.collection_choices(self.ctx, self.current_id)
-        if not choices:
-            action = self.sources_menu.addAction("No collections yet: open Documents…")
-            action.triggered.connect(self.open_documents)
-            return
-        for c in choices:
-            action = self.sources_menu.addAction(f"{c['name']} ({c['files']} files)")
-            action.setCheckable(True)
-            action.setChecked(c["attached"])
-            action.toggled.connect(lambda on, cid=c["id"]: self.set_collection(cid, on))
-
-    def set_collection(self, collection_id: int, attached: bool) -> None:
-        chats.set_collection(self.ctx, self._ensure_conversation(), collection_id, attached)
-        self._update_sources_button()
-
-    def _update_sources_button(self) -> None:
-        names = chats.source_names(self.ctx, self.current_id)
-        self.sources_button.set_full_text("Answer from: " + (", ".join(names) or "none"))
-
-    def show_source(self, source: dict) -> None:
-        from desktop.ui.documents_page import PassageDialog
-
-        PassageDialog(self.ctx, source, self).exec()
-
-    # --- dropped files ---------------------------------------------------------------
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-            self.drop_highlight.show_over()
-
-    def dragLeaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        self.drop_highlight.hide()
-        super().dragLeaveEvent(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
-        self.drop_highlight.hide()
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.files_dropped(paths)
-
-    def files_dropped(self, paths: list[str]) -> None:
-        self.attach_files(paths)
-
-    def attach_files(self, paths: list[str]) -> None:
-        """Files dropped on a chat are indexed for that chat only (by the app's indexer)."""
-        from desktop.ui.bridge import app_signals
-
-        conversation = self._ensure_conversation()
-        collection = chats.drop_collection(self.ctx, conversation)
-        chips = self.file_chips.add(paths)
-        self._update_sources_button()
-        signals = app_signals(self.ctx)
-        job = self.ctx.indexer.submit(collection, paths, reason="chat")
-
-        def heard(kind: str, finished: Any) -> None:
-            if finished is not job or kind not in ("finished", "failed"):
-                return
-            signals.index_event.disconnect(heard)
-            errors = list(job.state.errors) if kind == "finished" else []
-            for chip in chips:
-                problem = next((why for where, why in errors
-                                if where == chip.path or Path(where).name == chip.name), None)
-                if kind == "failed":
-                    chip.set_state("not read", "error")
-                elif problem is not None:
-                    chip.set_state(f"not read: {problem}", "error")
-                else:
-                    chip.set_state("ready", "good")
-            if kind == "failed":
-                self.show_error(job.error or HearthError("Indexing failed."))
-            self._update_sources_button()
-
-        signals.index_event.connect(heard)
-        if job.done.is_set():  # finished before we listened
-            heard("finished" if job.error is None else "failed", job)
 
     # --- chat settings ---------------------------------------------------------------
     def edit_chat_settings(self) -> None:
@@ -742,223 +371,138 @@ class MainWindow(QMainWindow):
                             make_default: bool = False) -> None:
         chats.save_chat_settings(self.ctx, self.current_id, system, sampling, make_default)
 
-    def _update_meter(self, messages: list[Message] | None = None) -> None:
-        self.remote_marker.refresh(self.ctx, self.current_id)  # another chat, or a reply
-        if messages is None:
-            messages = chats.messages(self.ctx, self.current_id) if self.current_id else []
-        model = self.service.model
-        n_ctx = model.n_ctx if model else int(self.ctx.settings.get("n_ctx") or 4096)
-        used = 0
-        for message in reversed(messages):
-            if message.role == "assistant" and message.prompt_tokens:
-                used = message.prompt_tokens + (message.completion_tokens or 0)
-                break
-        self.context_meter.show_usage(used, n_ctx)
+    # --- the parts' public faces (shortcuts, other UI modules and tests call these) ---
+    @property
+    def generating(self) -> bool:
+        return self.replies.generating
 
-    # --- replies -------------------------------------------------------------------
+    @generating.setter
+    def generating(self, value: bool) -> None:
+        self.replies.generating = value
+
+    @property
+    def streaming_id(self) -> int | None:
+        return self.replies.streaming_id
+
+    @streaming_id.setter
+    def streaming_id(self, value: int | None) -> None:
+        self.replies.streaming_id = value
+
+    @property
+    def editing(self) -> bool:
+        return self.replies.editing
+
+    @editing.setter
+    def editing(self, value: bool) -> None:
+        self.replies.editing = value
+
+    @property
+    def last_announcement(self) -> str:
+        return self.replies.last_announcement
+
+    @property
+    def loading(self) -> bool:
+        return self.model_control.loading
+
+    @loading.setter
+    def loading(self, value: bool) -> None:
+        self.model_control.loading = value
+
+    # the model picker (window_model.py)
+    def refresh_models(self) -> None:
+        self.model_control.refresh_models()
+
+    def _model_chosen(self, index: int) -> None:
+        self.model_control.model_chosen(index)
+
+    def open_model_file(self) -> None:
+        self.model_control.open_model_file()
+
+    def load_model(self, path: str, status: str | None = None) -> None:
+        self.model_control.load_model(path, status)
+
+    # the chat list (window_chats.py)
+    def refresh_conversations(self) -> None:
+        self.chat_list.refresh_conversations()
+
+    def new_chat(self) -> None:
+        self.chat_list.new_chat()
+
+    def open_conversation(self, conversation_id: int) -> None:
+        self.chat_list.open_conversation(conversation_id)
+
+    def rename_conversation(self, conversation_id: int) -> None:
+        self.chat_list.rename_conversation(conversation_id)
+
+    def export_conversation(self, conversation_id: int, path: str | None = None) -> None:
+        self.chat_list.export_conversation(conversation_id, path)
+
+    def confirm_delete(self, title: str) -> bool:
+        return self.chat_list.confirm_delete(title)
+
+    def delete_conversation(self, conversation_id: int, confirm: bool = True) -> None:
+        self.chat_list.delete_conversation(conversation_id, confirm)
+
+    # replies (window_replies.py)
     def send(self, text: str) -> None:
-        text = text.strip()
-        if not text and not self.image_tray.paths:
-            return
-        if self.generating:
-            where = "" if self.streaming_id == self.current_id else " in another chat"
-            self.show_error(f"A reply is still being written{where}: wait for it or press "
-                            "Stop (Esc).", BUSY)
-            return
-        if self.loading:
-            self.show_error("The model is loading: send again in a moment.", BUSY)
-            return
-        if not self.ctx.settings.get("last_model"):
-            self.show_error("Choose a model first: pick one above or open a GGUF file.")
-            return
-        images = image_attachments.images_for_send(self)
-        if images is None:
-            return  # the model cannot see them: said why, the message stays in the box
-        self.clear_error()
-        self._ensure_conversation()
-        self.composer.clear()
-        editing, self.editing = self.editing, False
-        if editing:
-            # The last user message and its reply are replaced by the edited text.
-            self.chat_view.set_messages(self._messages_before_last_user())
-        sent = self.chat_view.add_message(Message(0, self.current_id or 0, "user", text, "done",
-                                                  time.time()))
-        image_attachments.show_on_message(sent, images)
-        self.stack.setCurrentWidget(self.chat_view)
-        job = self.service.edit_last_user_message if editing else \
-            image_attachments.send_job(self.service, images)
-        self._run_reply(job, self.current_id, text)
-
-    def _messages_before_last_user(self) -> list[Message]:
-        messages = chats.messages(self.ctx, self.current_id) if self.current_id else []
-        users = [i for i, m in enumerate(messages) if m.role == "user"]
-        return messages[: users[-1]] if users else messages
+        self.replies.send(text)
 
     def regenerate(self, reply_id: int | None = None) -> None:
-        """A new version of the last reply (or of `reply_id`); the old one is kept (‹ 1/2 ›)."""
-        if self.generating or self.current_id is None:
-            return
-        messages = chats.messages(self.ctx, self.current_id)
-        if reply_id is not None and any(m.id == reply_id for m in messages):
-            messages = messages[:[m.id for m in messages].index(reply_id)]
-        while messages and messages[-1].role == "assistant":
-            messages.pop()
-        self.chat_view.set_messages(messages)
-        if reply_id is None:
-            self._run_reply(self.service.regenerate, self.current_id)
-        else:
-            self._run_reply(self.service.regenerate_reply, self.current_id, reply_id)
+        self.replies.regenerate(reply_id)
 
     def continue_reply(self) -> None:
-        if self.generating or self.current_id is None or not self.chat_view.widgets:
-            return
-        self.chat_view.set_notice(None)
-        self._run_reply(self.service.continue_reply, self.current_id, resume=True)
+        self.replies.continue_reply()
 
     def edit_last(self, text: str) -> None:
-        if self.generating:
-            return
-        self.editing = True
-        self.composer.setPlainText(text)
-        self.composer.setFocus()
-
-    def _run_reply(self, job: Any, *args: Any, resume: bool = False) -> None:
-        self.generating = True
-        self.streaming_id = self.current_id
-        self.stop_button.setEnabled(True)
-        self.send_button.setEnabled(False)
-        self.model_box.setEnabled(False)
-        self._live_reasoning, self._thinking_since = "", None
-        if resume:
-            self._live_text = self.chat_view.widgets[-1].message.content
-            self._live_reasoning = self.chat_view.widgets[-1].message.reasoning or ""
-            self.chat_view.resume_stream()
-        else:
-            self._live_text = ""
-            placeholder = Message(0, self.current_id or 0, "assistant", "", "streaming",
-                                  time.time())
-            self.chat_view.begin_stream(placeholder)
-        self._first_piece = True
-        self.refresh_conversations()
-        if "on_reasoning" in inspect.signature(job).parameters:
-            # A reasoning model's thinking reaches the view beside the text (throttled alike).
-            job = functools.partial(job, on_reasoning=self.reasoning_arrived.emit)
-        run_in_background(job, *args, self.text_arrived.emit,
-                          on_done=self._reply_done, on_error=self._reply_failed)
+        self.replies.edit_last(text)
 
     def edit_message(self, message_id: int, text: str) -> None:
-        """Any user message edited in place: a new version of it, and a new reply."""
-        if self.generating or self.loading or self.current_id is None:
-            self.show_error("A reply is still being written: wait for it or press Stop (Esc).",
-                            BUSY)
-            return
-        self.clear_error()
-        self.chat_view.cut_at(message_id)
-        self.chat_view.add_message(Message(0, self.current_id, "user", text, "done", time.time()))
-        self._run_reply(self.service.edit_message, self.current_id, message_id, text)
+        self.replies.edit_message(message_id, text)
 
     def show_version(self, message_id: int) -> None:
-        """‹ › on a message: that version and what was written after it."""
-        if self.current_id is None or self.streaming_id == self.current_id:
-            return
-        self.chat_view.set_messages(self.service.switch_version(self.current_id, message_id))
-        self._update_meter()
-
-    def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if self.generating and self.current_id == self.streaming_id:
-            self.chat_view.show_progress(stage, done, total)
-        if stage == "load" and total:
-            # A load from the picker, a reload or the first reply: the status line counts.
-            label = self._load_label or \
-                f"Loading {Path(self.ctx.settings.get('last_model') or 'the model').name}"
-            self.model_status.show_text(f"{label}… {100 * done // total}%")
-
-    def _on_text(self, piece: str) -> None:
-        self._live_text += piece
-        if self.current_id == self.streaming_id:
-            self.chat_view.append(piece)
-        if self._first_piece:
-            self._first_piece = False
-            self.refresh_conversations()  # the new chat's title is saved by now
-
-    def _on_reasoning(self, piece: str) -> None:
-        self._live_reasoning += piece
-        if self._thinking_since is None:
-            self._thinking_since = time.monotonic()
-        if self.current_id == self.streaming_id:
-            self.chat_view.append_reasoning(piece)
-        if self._first_piece:
-            self._first_piece = False
-            self.refresh_conversations()  # the new chat's title is saved by now
-
-    def _finish(self) -> int | None:
-        finished, self.streaming_id = self.streaming_id, None
-        self.generating = False
-        self._live_text = ""
-        self._live_reasoning, self._thinking_since = "", None
-        self.stop_button.setEnabled(False)
-        self.send_button.setEnabled(not self.loading)
-        self.model_box.setEnabled(not self.loading)
-        self.clear_error(BUSY)  # "a reply is still being written" is no longer true
-        if self.service.model is not None and (
-                self._loaded_with is None or self._loaded_with["path"] != self.service.model.path):
-            self._loaded_with = self._wanted(self.service.model.path)  # loaded by this reply
-        self._describe_model()
-        return finished
-
-    def announce(self, text: str) -> None:
-        """Tell screen readers (a polite announcement, as a chat app's "reply finished")."""
-        self.last_announcement = text
-        event = QAccessibleAnnouncementEvent(self.chat_view, text)
-        QAccessible.updateAccessibility(event)
-
-    def _reply_done(self, message: Message) -> None:
-        finished = self._finish()
-        title = chats.conversation(self.ctx, message.conversation_id).title or "the chat"
-        self.announce(f"Reply finished: {title}" if message.state == "done" else
-                      f"Reply stopped: {title}")
-        on_screen = finished is not None and finished == self.current_id
-        if on_screen:
-            self.chat_view.end_stream(message)
-        if self.model_box.currentData() != self.ctx.settings.get("last_model"):
-            self.refresh_models()  # a model first used by this reply joins the picker
-        if on_screen and self.current_id is not None:
-            self._update_meter()
-            notices = []
-            if self.service.context_start.get(self.current_id):
-                notices.append("Older messages are no longer in the model's context (it is "
-                               "full); the model sees only the more recent part of this chat.")
-            if chats.source_names(self.ctx, self.current_id) and not message.sources:
-                notices.append("No passage in the attached documents matched this question.")
-            self.chat_view.set_notice(" ".join(notices) or None)
-        self.refresh_conversations()
-        if self._reload_pending:
-            self._check_reload()
-
-    def _reply_failed(self, exc: BaseException) -> None:
-        finished = self._finish()
-        if finished is not None and finished == self.current_id:
-            self.chat_view.end_stream(None)
-            # Show what was kept (the partial reply is saved as failed/stopped).
-            self.chat_view.set_messages(chats.messages(self.ctx, finished))
-        self.show_error(exc)
-        if isinstance(exc, EngineCrashed):
-            self.error_label.show_text(exc.message + " The partial reply was kept; send again "
-                                       "to restart the model.", "error")
-        self.refresh_conversations()
-        if self._reload_pending:
-            self._check_reload()
+        self.replies.show_version(message_id)
 
     def stop(self) -> None:
-        if self.generating:
-            self.service.stop()
+        self.replies.stop()
+
+    def announce(self, text: str) -> None:
+        self.replies.announce(text)
+
+    # documents in the chat (window_documents.py)
+    def set_collection(self, collection_id: int, attached: bool) -> None:
+        self.chat_documents.set_collection(collection_id, attached)
+
+    def _update_sources_button(self) -> None:
+        self.chat_documents.update_sources_button()
+
+    def show_source(self, source: dict) -> None:
+        self.chat_documents.show_source(source)
+
+    def files_dropped(self, paths: list[str]) -> None:
+        # image_attachments.install replaces this on the window (images go to its tray).
+        self.chat_documents.files_dropped(paths)
+
+    def attach_files(self, paths: list[str]) -> None:
+        self.chat_documents.attach_files(paths)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        self.chat_documents.drag_entered(event)
+
+    def dragLeaveEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self.chat_documents.drag_left()
+        super().dragLeaveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = self.chat_documents.dropped_paths(event)
+        if paths:
+            self.files_dropped(paths)  # the window's, which image_attachments may wrap
 
     # --- theme and closing -----------------------------------------------------------
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         super().changeEvent(event)
         if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
             # Back from the Models or Settings window: defaults saved there apply now.
-            self._check_reload()
+            self.model_control.check_reload()
         if event.type() == QEvent.Type.ApplicationPaletteChange:
             # Labels given a tone keep their colours; give them the new theme's.
             self.model_status.show_text(self.model_status.full_text(), self.model_status.tone)
@@ -972,7 +516,7 @@ class MainWindow(QMainWindow):
             self.current_id = None
         self._remember_sidebar()
         self.ctx.settings.values["window_geometry"] = \
-            self.saveGeometry().toBase64().data().decode("ascii")
+            bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         self.ctx.settings.values["last_conversation"] = self.current_id
         self.ctx.settings.save()
         super().closeEvent(event)

@@ -145,7 +145,7 @@ def test_sidebar_search_rename_delete(open_window, data_dir: Path, monkeypatch) 
     window.sidebar.search.setText("office")
     assert [c.id for c in window.sidebar.model.items] == [b.id]
     window.sidebar.search.clear()
-    monkeypatch.setattr("desktop.ui.main_window.QInputDialog.getText",
+    monkeypatch.setattr("desktop.ui.window_chats.QInputDialog.getText",
                         lambda *a, **k: ("Trip to Rome", True))
     window.rename_conversation(a.id)
     assert window.ctx.chats.conversation(a.id).title == "Trip to Rome"
