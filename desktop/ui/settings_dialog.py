@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.core.context import AppContext
+from desktop.core.engine import kv_states
 from desktop.core.errors import error_text
 from desktop.core.settings import DEFAULTS
 from desktop.ui import theme
 from desktop.ui.bridge import app_signals
+from desktop.ui.tasks import run_in_background
 from desktop.ui.widgets import StatusLine, button
 
 THEME_LABELS = {"system": "Same as the system", "light": "Light", "dark": "Dark"}
@@ -50,6 +52,8 @@ def _path_label(text: str, name: str) -> QLabel:
 
 
 class SettingsDialog(QDialog):
+    states_cleared = Signal(int)  # bytes freed by Clear
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
@@ -127,6 +131,17 @@ class SettingsDialog(QDialog):
             self.kv_disk.setSuffix(" MB")
             self.kv_disk.setValue(int(s.get("kv_states_disk_mb") or 0))
             form.addRow("Disk for states", self.kv_disk)
+        # What the saved states take now, and a way to free it (chats stay; returning to one
+        # re-reads it once). Read and cleared off the GUI thread.
+        states_row = QHBoxLayout()
+        self.kv_usage = QLabel("Counting saved chat states…")
+        self.kv_usage.setAccessibleName("Saved chat states")
+        self.kv_clear = button("Clear", self.clear_states,
+                               "Delete every saved chat state; chats are kept")
+        states_row.addWidget(self.kv_usage, 1)
+        states_row.addWidget(self.kv_clear)
+        form.addRow("Saved states", states_row)
+        self._show_states()
 
         self.api_server: QCheckBox | None = None
         self.api_section: Any = None
@@ -166,6 +181,26 @@ class SettingsDialog(QDialog):
         self.status.show_text("New downloads go there. Installed models stay where they are.")
         app_signals(self.ctx).settings_changed.emit()
         return True
+
+    def _show_states(self) -> None:
+        run_in_background(kv_states.usage, self.ctx.data_dir,
+                          on_done=lambda usage: self.kv_usage.setText(usage.describe()),
+                          on_error=lambda exc: self.kv_usage.setText(error_text(exc)))
+
+    def clear_states(self) -> None:
+        self.kv_clear.setEnabled(False)
+
+        def cleared(freed: kv_states.Usage) -> None:
+            self.kv_clear.setEnabled(True)
+            self.kv_usage.setText(f"Cleared: {freed.describe()}" if freed.files
+                                  else freed.describe())
+            self.states_cleared.emit(freed.bytes)
+
+        def failed(exc: BaseException) -> None:
+            self.kv_clear.setEnabled(True)
+            self.kv_usage.setText(error_text(exc))
+
+        run_in_background(kv_states.clear, self.ctx.data_dir, on_done=cleared, on_error=failed)
 
     def open_data_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.ctx.data_dir)))

@@ -115,3 +115,27 @@ def test_about_does_not_load_llama_cpp_into_the_gui() -> None:
                             cwd=REPO, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_settings_show_saved_chat_states_and_clear_them(qtbot, data_dir: Path) -> None:
+    """Issue 12: the saved states' room is shown in Settings, with a Clear button."""
+    folder = data_dir / "kv-states" / "model-fingerprint"
+    folder.mkdir(parents=True)
+    for chat in (1, 2):
+        (folder / f"{chat}.kvstate").write_bytes(b"s" * 3 * 2**20)
+    window = _window(qtbot, data_dir)
+    try:
+        window.app_actions["settings"].trigger()
+        dialog: SettingsDialog = window._settings_dialog
+        qtbot.waitUntil(lambda: dialog.kv_usage.text() == "2 saved chat states, 6 MB",
+                        timeout=60_000)
+        assert dialog.kv_clear.accessibleName() == "Clear"
+        with qtbot.waitSignal(dialog.states_cleared, timeout=60_000) as freed:
+            dialog.kv_clear.click()
+        assert freed.args == [6 * 2**20]
+        assert dialog.kv_usage.text() == "Cleared: 2 saved chat states, 6 MB"
+        assert not list(folder.glob("*.kvstate"))
+        assert_readable(dialog)
+        dialog.close()
+    finally:
+        window.close()
