@@ -70,7 +70,7 @@ def build_window(data_dir: Path) -> Any:
 
 def run_gui(args: argparse.Namespace) -> int:
     if getattr(args, "self_test", False):
-        from desktop.self_test import run_self_test
+        from desktop.cli.self_test import run_self_test
 
         # The self-test gets the app's builders instead of importing this module (no circle).
         return run_self_test(getattr(args, "model", None), create_app, build_window)

@@ -51,7 +51,7 @@ def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> list[str] | N
 
 def test_nothing_that_app_imports_imports_app_back() -> None:
     graph = import_graph()
-    assert "desktop.app" in graph and "desktop.self_test" in graph
+    assert "desktop.app" in graph and "desktop.cli.self_test" in graph
     for module in sorted(graph["desktop.app"]):
         circle = _reaches(graph, module, "desktop.app")
         assert circle is None, " -> ".join(["desktop.app", *circle])
@@ -59,7 +59,7 @@ def test_nothing_that_app_imports_imports_app_back() -> None:
 
 def test_bench_and_self_test_are_not_in_a_circle_with_app() -> None:
     graph = import_graph()
-    for module in ("desktop.bench_ui", "desktop.self_test", "desktop.startup_probe"):
+    for module in ("desktop.bench_ui", "desktop.cli.self_test", "desktop.startup_probe"):
         there = _reaches(graph, "desktop.app", module)
         back = _reaches(graph, module, "desktop.app")
         assert not (there and back), (there, back)

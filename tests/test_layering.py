@@ -47,7 +47,7 @@ def test_core_imports_without_qt_or_llama_cpp() -> None:
 def test_ui_and_cli_import_without_llama_cpp() -> None:
     import desktop.ui
 
-    modules = [*_modules(desktop.ui), "desktop.app", "desktop.cli", "desktop.self_test"]
+    modules = [*_modules(desktop.ui), "desktop.app", "desktop.cli", "desktop.cli.self_test"]
     result = _import_with_blocked(["llama_cpp"], modules)
     assert result.returncode == 0, result.stderr
 

@@ -32,7 +32,7 @@ def run_models_command(args: argparse.Namespace, ctx: AppContext) -> int:
     command = args.models_command
     library = ctx.library
     if command == "remote":
-        from desktop.cli_remote import run_remote_command
+        from desktop.cli.remote import run_remote_command
 
         return run_remote_command(args, ctx)
     if command == "list":

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "(where its template has a switch)")
     chat.add_argument("--effort", choices=["low", "medium", "high"],
                       help="reasoning effort for this chat (models that take one: gpt-oss)")
-    from desktop.cli_remote import add_chat_arguments, add_models_parser
+    from desktop.cli.remote import add_chat_arguments, add_models_parser
 
     add_chat_arguments(chat)  # --remote URL --remote-model NAME --api-key-env VAR
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     hsearch = hsub.add_parser("search")
     hsearch.add_argument("query")
     hsearch.add_argument("--json", action="store_true")
-    from desktop.cli_import import add_import_parser
+    from desktop.cli.import_chats import add_import_parser
 
     add_import_parser(hsub)  # `history import PATH [--from APP] [--dry-run] [--json]`
 
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "api"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
 
-    from desktop.cli_serve import add_serve_parser
+    from desktop.cli.serve import add_serve_parser
 
     add_serve_parser(sub)
     from desktop.ui.screens import add_parser as add_screens_parser
@@ -242,7 +242,7 @@ def _context(data_dir: Path) -> Iterator[Any]:
 def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
     import os
 
-    from desktop.cli_remote import announce, chat_model_ref
+    from desktop.cli.remote import announce, chat_model_ref
     from desktop.core.chat.service import ChatService
 
     with _context(data_dir) as ctx:
@@ -361,7 +361,7 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
     with _context(data_dir) as ctx:
         chats = ctx.chats
         if args.history_command == "import":
-            from desktop.cli_import import cmd_import
+            from desktop.cli.import_chats import cmd_import
 
             return cmd_import(args, ctx)
         if args.history_command in ("list", "search"):
@@ -391,21 +391,21 @@ def cmd_history(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def cmd_models(args: argparse.Namespace, data_dir: Path) -> int:
-    from desktop.cli_models import run_models_command
+    from desktop.cli.models import run_models_command
 
     with _context(data_dir) as ctx:
         return run_models_command(args, ctx)
 
 
 def cmd_docs(args: argparse.Namespace, data_dir: Path) -> int:
-    from desktop.cli_docs import run_docs_command
+    from desktop.cli.docs import run_docs_command
 
     with _context(data_dir) as ctx:
         return run_docs_command(args, ctx)
 
 
 def cmd_serve(args: argparse.Namespace, data_dir: Path) -> int:
-    from desktop.cli_serve import cmd_serve as serve
+    from desktop.cli.serve import cmd_serve as serve
 
     return serve(args, data_dir)
 
