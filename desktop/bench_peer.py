@@ -343,7 +343,8 @@ def _doc_prompts(fmt: Any, limit: int) -> list[list[dict[str, Any]]]:
 
 def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[str, Any]:
     """Document answers (greedy) with and without drafting, through the worker, interleaved;
-    and chat prompts where drafts rarely match (drafting must cost nothing there)."""
+    and chat prompts, greedy and sampled (where drafts rarely match, drafting must cost
+    nothing)."""
     info = read_gguf(model)
     ids = {v: k for k, v in info.special_tokens.items()}
     fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
@@ -362,14 +363,18 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     try:
         client.load(options)
         client.generate(chats[0], {**greedy, "max_tokens": 8}).wait()
-        for name, prompts, documents in (("document answers", docs, True),
-                                         ("chat, little to match", chats, False)):
+        sampled = {"temperature": 0.8, "top_p": 0.95, "seed": 11}
+        for name, prompts, documents, extra in (
+                ("document answers", docs, True, {}),
+                ("chat, greedy", chats, False, {}),
+                # A small model's greedy chat repeats itself (drafts hit); sampled, it does not.
+                ("chat, sampled t=0.8", chats, False, sampled)):
             plain, spec, accepted, drafted, tokens = [], [], 0, 0, []
             for i, parts in enumerate(prompts):
                 order = (False, True) if i % 2 == 0 else (True, False)
                 got: dict[bool, dict[str, Any]] = {}
                 for on in order:
-                    got[on] = client.generate(parts, {**greedy, "speculative": on,
+                    got[on] = client.generate(parts, {**greedy, **extra, "speculative": on,
                                                       "documents": documents and on}).wait()
                 if got[False]["completion_tokens"] < 16:
                     continue  # too short a reply to time
@@ -405,8 +410,8 @@ def run_peer_or_spec(args: argparse.Namespace, model: str, log_dir: Path) -> int
             print_peer(report)
         else:
             print(f"Speculative decoding (prompt-lookup drafts), {report['model']}, "
-                  f"{report['threads']} threads; greedy; median [min-max], ratio = median of "
-                  "paired with/without")
+                  f"{report['threads']} threads; median [min-max], ratio = median of paired "
+                  "with/without")
             print(f"{'':28}{'drafting on':>24}{'drafting off':>24}{'ratio':>8}  note")
             for row in report["rows"]:
                 on, off = row["hearth"], row["peer"]
