@@ -26,7 +26,10 @@ from typing import Any
 from desktop.core.engine import protocol
 from desktop.core.errors import EngineCrashed, EngineError, HearthError, ModelFileError
 
-CANCEL_GRACE_S = 3.0  # a worker that ignores cancel this long is killed and respawned
+# A worker that ignores a cancel this long is killed and respawned. A worker decodes a batch
+# between two checks of the cancel flag (a drafted batch, or a prompt batch under load), which
+# took over 3 s on a loaded 2-core machine: killing it then cost a model reload for nothing.
+CANCEL_GRACE_S = 8.0
 CRASH_MESSAGE = "The model stopped unexpectedly."
 
 
