@@ -1,8 +1,8 @@
 """HEARTH_STARTUP_PROBE=1: the app reports when its window is up and its idle memory, then
-quits (bench_ui.bench_startup launches the app this way and reads the line).
+quits (bench/ui.py bench_startup launches the app this way and reads the line).
 
-Its own module, importing nothing of Hearth: app.py imports it, and bench_ui imports app.py,
-so keeping it in bench_ui made an import circle.
+Its own module, importing nothing of Hearth: app.py imports it, and bench/ui.py imports app.py,
+so keeping it in bench/ui.py made an import circle.
 """
 
 from __future__ import annotations

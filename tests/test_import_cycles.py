@@ -59,7 +59,7 @@ def test_nothing_that_app_imports_imports_app_back() -> None:
 
 def test_bench_and_self_test_are_not_in_a_circle_with_app() -> None:
     graph = import_graph()
-    for module in ("desktop.bench_ui", "desktop.cli.self_test", "desktop.startup_probe"):
+    for module in ("desktop.bench.ui", "desktop.cli.self_test", "desktop.startup_probe"):
         there = _reaches(graph, "desktop.app", module)
         back = _reaches(graph, module, "desktop.app")
         assert not (there and back), (there, back)

@@ -1,7 +1,7 @@
 """`hearth bench`: Hearth's engine (through the worker) against an in-process loop, same run.
 
 The in-process loop shares Hearth's model settings, so it shows what the worker adds, not
-where Hearth stands against llama.cpp's own tools: `--peer-server` (bench_peer.py) does that.
+where Hearth stands against llama.cpp's own tools: `--peer-server` (bench/peer.py) does that.
 
 Every figure is printed beside its reference and the ratio, because absolute speeds say more
 about the machine than about Hearth. Warm-up first, then the median of --repeats runs.
@@ -200,7 +200,7 @@ def _row(name: str, ours: float, ref: float | None, note: str) -> Row:
 
 def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
     if getattr(args, "peer_server", None) or getattr(args, "spec", False):
-        from desktop.bench_peer import run_peer_or_spec  # against llama-server / drafting
+        from desktop.bench.peer import run_peer_or_spec  # against llama-server / drafting
 
         return run_peer_or_spec(args, _bench_model(args, data_dir), paths.logs_dir(data_dir))
     parts = ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
@@ -212,7 +212,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
     if model_parts:
         rows += _model_bench(args, data_dir, model_parts, report)
     if "ui" in want:
-        from desktop.bench_ui import UI_P95_TARGET_S, UI_STALL_TARGET_S, bench_ui
+        from desktop.bench.ui import UI_P95_TARGET_S, UI_STALL_TARGET_S, bench_ui
 
         ui = bench_ui()
         report["ui"] = ui
@@ -221,7 +221,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
         rows.append(_row("UI p95 stall ms", ui["p95_stall_s"] * 1e3, UI_P95_TARGET_S * 1e3,
                          "target: ratio < 1"))
     if "startup" in want:
-        from desktop.bench_ui import IDLE_MEMORY_TARGET_MB, STARTUP_TARGET_S, bench_startup
+        from desktop.bench.ui import IDLE_MEMORY_TARGET_MB, STARTUP_TARGET_S, bench_startup
 
         startup = bench_startup(args.repeats)
         report["startup"] = startup
@@ -230,7 +230,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
         rows.append(_row("idle GUI memory MB", startup["idle_rss_mb"], IDLE_MEMORY_TARGET_MB,
                          "target: ratio < 1"))
     if "index" in want:
-        from desktop.bench_docs import bench_index
+        from desktop.bench.docs import bench_index
 
         embed_model = args.embed_model
         if not embed_model:
@@ -255,7 +255,7 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
         rows.append(_row("retrieval 100k, hybrid ms", docs["retrieval_hybrid_ms"], None,
                          "BM25 (FTS5) + cosine, fused"))
     if "api" in want:
-        from desktop.bench_api import bench_api
+        from desktop.bench.api import bench_api
 
         api = bench_api(_bench_model(args, data_dir), args.gen_tokens, args.repeats)
         report["api"] = api
