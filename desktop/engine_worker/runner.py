@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from threading import Event
+from threading import Event, Lock
 from typing import Any
 
 import llama_cpp
@@ -202,6 +202,8 @@ class Runner:
         # Earlier turns are re-sent every turn: tokenize each part once, not once per turn.
         self.part_tokens: OrderedDict[tuple[str, bool, bool], list[int]] = OrderedDict()
         self._cancel = Event()
+        self._cancel_lock = Lock()
+        self._cancel_early: list[int] = []  # ids cancelled before their generate started
         self._current: int | None = None
         self.session: str | None = None  # the conversation whose tokens the KV cache holds
         self.states: StateCache | None = None
@@ -216,8 +218,14 @@ class Runner:
         handler(message, emit)
 
     def cancel(self, target: int) -> None:
-        if self._current == target:
-            self._cancel.set()
+        # A cancel can overtake its generate: the reader thread sees it while the generate
+        # still waits in the request queue. Remember it, or the reply runs to its end.
+        with self._cancel_lock:
+            if self._current == target:
+                self._cancel.set()
+            else:
+                self._cancel_early.append(target)
+                del self._cancel_early[:-64]  # only the newest matter
 
     def cancel_current(self) -> None:
         self._cancel.set()
@@ -438,8 +446,12 @@ class Runner:
         llm = self._model()
         request_id = int(msg["id"])
         params = dict(msg.get("params") or {})
-        self._current = request_id
-        self._cancel.clear()
+        with self._cancel_lock:
+            self._current = request_id
+            self._cancel.clear()
+            if request_id in self._cancel_early:
+                self._cancel_early.remove(request_id)
+                self._cancel.set()  # cancelled before it started: stops at its first token
         try:
             self._generate(llm, msg.get("parts") or [], params, emit)
         finally:

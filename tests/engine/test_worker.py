@@ -53,6 +53,20 @@ def test_same_seed_same_reply(engine: EngineClient) -> None:
     assert a == b
 
 
+def test_a_cancel_that_overtakes_its_generate_still_stops_it(engine: EngineClient) -> None:
+    # The second request waits in the worker's queue behind the first; its cancel arrives
+    # before it starts (the window's Stop while a reply waits behind an API request).
+    first = engine.generate(_parts("Count to one thousand."), {**GREEDY, "max_tokens": 64})
+    waiting = engine.generate(_parts("Count to one thousand."),
+                              {**GREEDY, "max_tokens": 2000})
+    waiting.cancel()
+    "".join(first)
+    "".join(waiting)
+    assert first.result["stop_reason"] != "cancelled"
+    assert waiting.result["stop_reason"] == "cancelled"
+    assert waiting.result["completion_tokens"] < 2000
+
+
 def test_cancel_stops_the_reply(engine: EngineClient) -> None:
     # Stopping is checked between tokens: the reply ends as "cancelled", long before its
     # length limit, whatever the machine's speed (how fast is for `bench`, not a test).
