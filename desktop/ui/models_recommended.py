@@ -33,7 +33,7 @@ class RecommendedTab(QWidget):
         self.catalog = load_catalog()
         self.table = make_table(["Model", "Size", "Installed", "Fit", "Licence", "What it is"],
                                 "Recommended models",
-                                {0: 190, 1: 70, 2: 70, 3: 150, 4: 90}, prose=(5,))
+                                {0: 260, 1: 70, 2: 70, 3: 150, 4: 90}, prose=(5,))
         for row, entry in enumerate(self.catalog):
             self.table.insertRow(row)
             # A small tag says which models think first or read images (issue 12).
