@@ -46,19 +46,6 @@ def _settle(widget: Any, width: int, height: int) -> None:
         QCoreApplication.processEvents()
 
 
-def _wait(condition: Callable[[], bool], timeout_ms: int = 20_000) -> bool:
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.setInterval(20)
-    poll.timeout.connect(lambda: loop.quit() if condition() else None)
-    QTimer.singleShot(timeout_ms, loop.quit)
-    poll.start()
-    if not condition():
-        loop.exec()
-    poll.stop()
-    return condition()
 
 
 def render_main_window(out_dir: Path, data_dir: Path) -> list[Path]:
@@ -67,6 +54,7 @@ def render_main_window(out_dir: Path, data_dir: Path) -> list[Path]:
     from desktop.core.chat.sample_chats import seed_sample_chats
     from desktop.core.context import AppContext
     from desktop.core.settings import Settings
+    from desktop.ui.screens_models import wait_until
     written: list[Path] = []
     first = data_dir / "first-run"
     first.mkdir(parents=True, exist_ok=True)
@@ -92,7 +80,7 @@ def render_main_window(out_dir: Path, data_dir: Path) -> list[Path]:
                 chosen.save()
                 window = build_window(folder)
                 _settle(window, width, height)
-                _wait(lambda w=window: w.start_panel.view is not None)  # type: ignore[misc]
+                wait_until(lambda w=window: w.start_panel.view is not None)  # type: ignore[misc]
                 _settle(window, width, height)
                 path = out_dir / f"main-{name}-{width}x{height}-{mode}.png"
                 window.grab().save(str(path))

@@ -27,7 +27,7 @@ def _settle(widget: QWidget, width: int, height: int) -> None:
         QCoreApplication.processEvents()
 
 
-def _wait(condition: Callable[[], bool], timeout_ms: int = 15_000) -> bool:
+def wait_until(condition: Callable[[], bool], timeout_ms: int = 20_000) -> bool:
     """Run the event loop until `condition` holds (a search answered) or the timeout."""
     loop = QEventLoop()
     poll = QTimer()
@@ -112,9 +112,9 @@ def render_models_screens(out_dir: Path | str, app_context: AppContext,
                 if hub_query:
                     page.search_tab.search_box.setText(hub_query)
                     page.search_tab.search()
-                    _wait(lambda p=page: p.search_tab.results.rowCount() > 0)  # type: ignore[misc]
+                    wait_until(lambda p=page: p.search_tab.results.rowCount() > 0)  # type: ignore[misc]
                     page.search_tab.results.selectRow(0)
-                    _wait(lambda p=page: p.search_tab.files.rowCount() > 0)  # type: ignore[misc]
+                    wait_until(lambda p=page: p.search_tab.files.rowCount() > 0)  # type: ignore[misc]
                 for index, name in enumerate(("recommended", "search", "installed",
                                               "downloads")):
                     page.tabs.setCurrentIndex(index)
