@@ -307,100 +307,13 @@ def print_peer(report: dict[str, Any]) -> None:
                                           for k, v in report["llama_bench"].items()))
 
 
-def _doc_prompts(fmt: Any, limit: int) -> list[list[dict[str, Any]]]:
-    """Questions over the test corpus, each with the passages Hearth's own index retrieves
-    (BM25, k=6), put into the turn the way ChatService.attach_excerpts does."""
-    try:
-        from tests.doc_corpus import QUESTIONS, write_corpus
-    except ImportError as exc:
-        raise HearthError("bench --spec needs the source checkout (tests/doc_corpus.py).") from exc
-    from desktop.core.documents.index import DocumentIndex
-    from desktop.core.documents.retrieve import search
-    from desktop.core.store.db import Database
-
-    prompts = []
-    with tempfile.TemporaryDirectory(prefix="hearth-bench-spec-") as tmp:
-        folder = Path(tmp) / "docs"
-        write_corpus(folder)
-        db = Database(Path(tmp) / "hearth.db")
-        try:
-            index = DocumentIndex(db)
-            collection = index.create_collection("bench")
-            index.add_paths(collection, [folder])
-            for question, _ in QUESTIONS[:limit]:
-                hits = search(db, question, [collection], k=6, mode="bm25")
-                blocks = "\n\n".join(f"[{n}] {hit.location()}\n{hit.text}"
-                                     for n, hit in enumerate(hits, start=1))
-                content = (f"Excerpts from my documents (cite them by number, like [1]):\n\n"
-                           f"{blocks}\n\nAnswer from the excerpts when they are relevant and "
-                           f"cite them. If they do not contain the answer, say so.\n\n"
-                           f"Question: {question}")
-                prompts.append(render_parts(fmt, [{"role": "user", "content": content}]))
-        finally:
-            db.close()
-    return prompts
-
-
-def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[str, Any]:
-    """Document answers (greedy) with and without drafting, through the worker, interleaved;
-    and chat prompts, greedy and sampled (where drafts rarely match, drafting must cost
-    nothing)."""
-    info = read_gguf(model)
-    ids = {v: k for k, v in info.special_tokens.items()}
-    fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
-                        bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
-    threads = args.threads or _physical_cores()
-    options = LoadOptions(model, n_ctx=4096, n_threads=threads,
-                          n_threads_batch=args.threads or os.cpu_count() or threads)
-    greedy = {"temperature": 0, "stop": fmt.stop, "max_tokens": args.gen_tokens}
-    docs = _doc_prompts(fmt, max(4, args.repeats * 2))
-    chats = [render_parts(fmt, [{"role": "user", "content": text}]) for text in (
-        "Write a short poem about autumn.", "Explain how a bicycle gear works.",
-        "Tell me a story about a fox.", "What should I cook tonight?")]
-    client = EngineClient(log_dir / "bench-spec-engine.log")
-    rows = []
-    report: dict[str, Any] = {"model": model, "threads": threads, "questions": len(docs)}
-    try:
-        client.load(options)
-        client.generate(chats[0], {**greedy, "max_tokens": 8}).wait()
-        sampled = {"temperature": 0.8, "top_p": 0.95, "seed": 11}
-        for name, prompts, documents, extra in (
-                ("document answers", docs, True, {}),
-                ("chat, greedy", chats, False, {}),
-                # A small model's greedy chat repeats itself (drafts hit); sampled, it does not.
-                ("chat, sampled t=0.8", chats, False, sampled)):
-            plain, spec, accepted, drafted, tokens = [], [], 0, 0, []
-            for i, parts in enumerate(prompts):
-                order = (False, True) if i % 2 == 0 else (True, False)
-                got: dict[bool, dict[str, Any]] = {}
-                for on in order:
-                    got[on] = client.generate(parts, {**greedy, **extra, "speculative": on,
-                                                      "documents": documents and on}).wait()
-                if got[False]["completion_tokens"] < 16:
-                    continue  # too short a reply to time
-                plain.append(got[False]["tokens_per_s"])
-                spec.append(got[True]["tokens_per_s"])
-                accepted += got[True]["spec_accepted"]
-                drafted += got[True]["spec_drafted"]
-                tokens.append(got[True]["completion_tokens"])
-            if not plain:
-                continue
-            row = _pair(f"{name} tok/s", spec, plain,
-                        f"{len(plain)} replies, median {statistics.median(tokens):.0f} tokens; "
-                        f"{accepted}/{drafted} drafted tokens accepted "
-                        f"({accepted / max(drafted, 1):.0%}); peer = drafting off")
-            rows.append(row)
-    finally:
-        client.shutdown()
-    report["rows"] = rows
-    return report
-
-
 def run_peer_or_spec(args: argparse.Namespace, model: str, log_dir: Path) -> int:
     reports = []
     if args.peer_server:
         reports.append(("peer", run_peer_bench(args, model, log_dir)))
     if args.spec:
+        from desktop.bench.spec import run_spec_bench
+
         reports.append(("spec", run_spec_bench(args, model, log_dir)))
     if args.json:
         print(json.dumps(dict(reports), indent=2, default=str))

@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-bench", metavar="PATH", help="llama-bench binary (with --peer-server)")
     bench.add_argument("--spec", action="store_true",
                        help="document answers with and without speculative decoding")
+    bench.add_argument("--draft-model", metavar="PATH",
+                       help="with --spec: add rows drafting with this small model")
+    bench.add_argument("--gpu-layers", type=int, default=0, metavar="N",
+                       help="layers offloaded to the GPU, on both sides (default 0: CPU)")
     for part in ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
                  "api"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")
