@@ -44,7 +44,7 @@ class PeerServer:
     """llama-server on a loopback port with the worker's model and shape."""
 
     def __init__(self, binary: str, model: str, *, n_ctx: int, threads: int,
-                 threads_batch: int, n_batch: int, log: Path) -> None:
+                 threads_batch: int, n_batch: int, log: Path, gpu_layers: int = 0) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -55,7 +55,7 @@ class PeerServer:
         self.proc = subprocess.Popen(
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
              "-c", str(n_ctx), "-t", str(threads), "-tb", str(threads_batch),
-             "-b", str(n_batch), "-ub", str(n_batch), "-np", "1"],
+             "-b", str(n_batch), "-ub", str(n_batch), "-np", "1", "-ngl", str(gpu_layers)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> float:
@@ -148,7 +148,7 @@ def _first_after_load(args: argparse.Namespace, model: str, options: LoadOptions
                         [str(completion), "-m", model, "-f", str(prompt_file), "-n", "1",
                          "-c", str(server_opts["n_ctx"]), "-t", str(server_opts["threads"]),
                          "-tb", str(server_opts["threads_batch"]), "-b", "512", "-ub", "512",
-                         "-no-cnv", "--temp", "0"],
+                         "-ngl", str(server_opts["gpu_layers"]), "-no-cnv", "--temp", "0"],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL, check=True, timeout=600)
                     comp.append(time.perf_counter() - started)
@@ -173,10 +173,11 @@ def _first_after_load(args: argparse.Namespace, model: str, options: LoadOptions
     return rows
 
 
-def _llama_bench(binary: str, model: str, threads: int, repeats: int) -> dict[str, Any]:
+def _llama_bench(binary: str, model: str, threads: int, repeats: int, gpu_layers: int
+                 ) -> dict[str, Any]:
     out = subprocess.run(
         [binary, "-m", model, "-t", str(threads), "-p", "512", "-n", "128", "-fa", "0,1",
-         "-r", str(repeats), "-o", "json"],
+         "-ngl", str(gpu_layers), "-r", str(repeats), "-o", "json"],
         capture_output=True, text=True, check=True, timeout=1800)
     rows = json.loads(out.stdout)
     result: dict[str, Any] = {}
@@ -198,16 +199,17 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     n_ctx = 4096
     n_batch = 512
     log = log_dir / "bench-peer-engine.log"
+    gpu_layers = int(getattr(args, "gpu_layers", 0) or 0)
     options = LoadOptions(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads_batch,
-                          n_batch=n_batch)
+                          n_batch=n_batch, n_gpu_layers=gpu_layers)
     server_opts = {"n_ctx": n_ctx, "threads": threads, "threads_batch": threads_batch,
-                   "n_batch": n_batch}
+                   "n_batch": n_batch, "gpu_layers": gpu_layers}
     user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
     greedy = {"temperature": 0, "stop": fmt.stop}
     rows: list[dict[str, Any]] = []
     report: dict[str, Any] = {"model": model, "threads": threads,
                               "threads_batch": threads_batch, "repeats": args.repeats,
-                              "peer_server": args.peer_server}
+                              "peer_server": args.peer_server, "gpu_layers": gpu_layers}
     client = EngineClient(log)
     peer = PeerServer(args.peer_server, model, log=log_dir / "bench-peer-server.log",
                       **server_opts)
@@ -285,7 +287,8 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
                               completion if completion.is_file() else None,
                               args.peer_server, server_opts)
     if args.peer_bench:
-        report["llama_bench"] = _llama_bench(args.peer_bench, model, threads, args.repeats)
+        report["llama_bench"] = _llama_bench(args.peer_bench, model, threads, args.repeats,
+                                             gpu_layers)
     report["rows"] = rows
     return report
 
