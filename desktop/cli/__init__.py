@@ -344,6 +344,8 @@ def cmd_chat(args: argparse.Namespace, data_dir: Path) -> int:
                 "completion_tokens": reply.completion_tokens,
                 "ttft_s": reply.ttft_s,
                 "tokens_per_s": reply.tokens_per_s,
+                # speculative decoding: {"drafted", "accepted", "speedup"}; null when off
+                "spec": reply.spec or None,
                 "stop_reason": reply.stop_reason,
                 "model": service.model.path if service.model else None,
                 "remote_host": service.model.remote.host

@@ -8,6 +8,7 @@ least every FLUSH_S seconds, so a crash or kill loses at most that much of a rep
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -64,6 +65,29 @@ class ModelState:
     @property
     def is_base_model(self) -> bool:
         return self.remote is None and self.info.chat_template is None  # a server's has one
+
+
+def drafting_stats(result: dict[str, Any], resume: Message | None = None,
+                   earlier_tokens: int = 0) -> str | None:
+    """The reply's speculative-decoding stats to store (schema 8's spec_json), from the
+    worker's done event: None where drafting was off. A continued reply adds this run's
+    drafts to its earlier ones; the speed-up is weighted by the tokens of each run."""
+    earlier = resume.spec if resume is not None else {}
+    if not result.get("speculative"):
+        return json.dumps(earlier) if earlier else None
+    drafted = int(result.get("spec_drafted") or 0) + int(earlier.get("drafted") or 0)
+    accepted = int(result.get("spec_accepted") or 0) + int(earlier.get("accepted") or 0)
+    out: dict[str, Any] = {"drafted": drafted, "accepted": accepted}
+    speedup = result.get("spec_speedup_est")
+    if speedup is not None:
+        new_tokens = int(result.get("completion_tokens") or 0)
+        if earlier.get("speedup") is not None and earlier_tokens and new_tokens:
+            speedup = ((float(earlier["speedup"]) * earlier_tokens + float(speedup) * new_tokens)
+                       / (earlier_tokens + new_tokens))
+        out["speedup"] = round(float(speedup), 3)
+    elif earlier.get("speedup") is not None:
+        out["speedup"] = earlier["speedup"]
+    return json.dumps(out)
 
 
 class ChatService:
@@ -572,4 +596,5 @@ class ChatService:
             reasoning="".join(thought) or None,
             reasoning_s=result.get("reasoning_s") if result.get("reasoning_s") is not None
             else (resume.reasoning_s if resume is not None else None),
+            spec_json=drafting_stats(result, resume, earlier_tokens),
         )

@@ -48,6 +48,9 @@ class Message:
     reasoning: str | None = None  # a reasoning model's thinking, kept apart (schema 6)
     reasoning_s: float | None = None
     images_json: str | None = None  # SHA-256 hashes of the images sent with it (schema 7)
+    # What speculative decoding did for this reply (schema 8): {"drafted", "accepted",
+    # "speedup"} as JSON; None where drafting was off.
+    spec_json: str | None = None
     # Not a column: the ids of this message's versions (its siblings: same parent), oldest
     # first, this one included. Filled by ChatStore.messages(); one id means no other version.
     versions: list[int] = field(default_factory=list)
@@ -65,6 +68,18 @@ class Message:
     def images(self) -> list[str]:
         """The images of this message: hashes of files in <data dir>/images (store/images.py)."""
         return list(json.loads(self.images_json)) if self.images_json else []
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The reply's drafting stats: drafted and accepted tokens, and the estimated speed-up
+        (absent where the worker could not time a single decode); {} where drafting was off."""
+        if not self.spec_json:
+            return {}
+        try:
+            data = json.loads(self.spec_json)
+        except ValueError:
+            return {}  # a damaged value loses the stats line, never the chat
+        return data if isinstance(data, dict) else {}
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -323,7 +338,7 @@ class ChatStore:
             raise ValueError(f"bad message state {state!r}")
         allowed = {
             "prompt_tokens", "cached_tokens", "completion_tokens", "ttft_s",
-            "tokens_per_s", "stop_reason", "error", "reasoning", "reasoning_s",
+            "tokens_per_s", "stop_reason", "error", "reasoning", "reasoning_s", "spec_json",
         }
         values = {k: v for k, v in stats.items() if k in allowed}
         assignments = "".join(f", {k} = ?" for k in values)

@@ -22,6 +22,9 @@ def _message_data(message: Message, with_thinking: bool,
         for key in REASONING_FIELDS:
             data.pop(key, None)
     data.pop("images_json", None)
+    data.pop("spec_json", None)
+    if message.spec:  # speculative decoding's stats, as an object rather than a JSON string
+        data["spec"] = message.spec
     if message.images and images is not None:
         data["images"] = [_image_data(images, digest) for digest in message.images]
     return data

@@ -182,9 +182,16 @@ V7_IMAGES = """
         ALTER TABLE messages ADD COLUMN images_json TEXT;
 """
 
+# Speculative decoding: what drafting did for a reply, as JSON {"drafted": tokens guessed,
+# "accepted": guesses the model confirmed, "speedup": estimated factor over one token per
+# decode}; NULL where drafting was off (or the reply predates it).
+V8_DRAFTING = """
+        ALTER TABLE messages ADD COLUMN spec_json TEXT;
+"""
+
 Step = str | Callable[[sqlite3.Connection], None]
 STEPS: list[Step] = [V1_CHATS, V2_MODEL_LIBRARY, V3_DOCUMENTS, v4_repair_writer_pid,
-                     V5_MESSAGE_VERSIONS, V6_REASONING, V7_IMAGES]
+                     V5_MESSAGE_VERSIONS, V6_REASONING, V7_IMAGES, V8_DRAFTING]
 LATEST = len(STEPS)
 
 
