@@ -24,6 +24,9 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
     # Speculative decoding (prompt-lookup drafts, engine_worker/decode_loop.py): exact, so on
     # by default; a model's own settings can turn it off.
     "speculative": True,
+    # A small model of the same vocabulary drafting for this one: "auto" pairs one from the
+    # library where there is one, "off" never does (set per model in Models → Installed).
+    "draft_model": "auto",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -68,7 +71,7 @@ TYPES: dict[str, tuple[type, ...]] = {
 SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "top_k": (int,), "min_p": _NUMBER,
     "repeat_penalty": _NUMBER, "max_tokens": (int,), "seed": _OPTIONAL_INT,
-    "speculative": (bool,),
+    "speculative": (bool,), "draft_model": (str,),
 }
 
 

@@ -27,6 +27,8 @@ FIELDS: dict[str, tuple[str, str, float, float, float]] = {
     "max_tokens": ("Max reply tokens", "int", 1, 131072, 64),
     "seed": ("Seed (-1 = random)", "int", -1, 2**31 - 1, 1),
 }
+# A model's draft model (per-model key `draft_model`): paired from the library, or none.
+DRAFT_MODELS = (("Automatic", "auto"), ("Off", "off"))
 # gpt-oss's reasoning_effort; None leaves it to the template (gpt-oss: medium).
 EFFORTS = (("Model default", None), ("Low", "low"), ("Medium", "medium"), ("High", "high"))
 
@@ -68,6 +70,8 @@ class ChatSettingsDialog(QDialog):
             box.setAccessibleName(label)
             self.inputs[name] = box
             form.addRow(label, box)
+        self.speculative: QCheckBox | None = None  # per-model fields only
+        self.draft_model: QComboBox | None = None
         if model_fields:
             # Per-model load settings: context length and layers offloaded to the GPU.
             ctx_box = QSpinBox()
@@ -85,6 +89,24 @@ class ChatSettingsDialog(QDialog):
             gpu_box.setValue(-1 if layers is None else int(layers))
             self.inputs["n_gpu_layers"] = gpu_box
             form.addRow("GPU layers (0 = CPU only)", gpu_box)
+            # Speculative decoding for this model: prompt-lookup drafts, and a smaller model
+            # of the same vocabulary drafting for it ("auto" pairs one from the library).
+            self.speculative = QCheckBox("Speculative decoding")
+            self.speculative.setAccessibleName("Speculative decoding")
+            self.speculative.setToolTip("Guesses the next few tokens and checks them in one "
+                                        "step: faster, and the reply stays exactly the same")
+            self.speculative.setChecked(bool(sampling.get("speculative", True)))
+            form.addRow("Drafting", self.speculative)
+            self.draft_model = QComboBox()
+            self.draft_model.setAccessibleName("Draft model")
+            self.draft_model.setToolTip("Automatic: a small model in your library with the "
+                                        "same vocabulary drafts for this one, where there is "
+                                        "one")
+            for label, value in DRAFT_MODELS:
+                self.draft_model.addItem(label, value)
+            at = self.draft_model.findData(sampling.get("draft_model", "auto"))
+            self.draft_model.setCurrentIndex(max(at, 0))
+            form.addRow("Draft model", self.draft_model)
         controls = thinking or {}
         self.thinking: QCheckBox | None = None
         self.effort: QComboBox | None = None
@@ -115,6 +137,10 @@ class ChatSettingsDialog(QDialog):
         sampling: dict[str, Any] = {name: box.value() for name, box in self.inputs.items()}
         if sampling["seed"] == -1:
             sampling["seed"] = None
+        if self.speculative is not None:
+            sampling["speculative"] = self.speculative.isChecked()
+        if self.draft_model is not None:
+            sampling["draft_model"] = self.draft_model.currentData()
         if self.thinking is not None:
             sampling["thinking"] = self.thinking.isChecked()
         if self.effort is not None:

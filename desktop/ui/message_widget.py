@@ -71,7 +71,28 @@ def stats_text(message: Message) -> str:
         bits.append(f"{message.tokens_per_s:.1f} tok/s")
     if message.ttft_s is not None and message.completion_tokens:
         bits.append(f"{message.ttft_s:.2f} s to first token")
+    drafts = drafting_text(message)
+    if drafts:
+        bits.append(drafts)
     return " · ".join(bits)
+
+
+DRAFTING_TIP = ("Speculative decoding: the model checked several guessed tokens in one step, "
+                "which is faster; the reply is exactly what it would have been without.")
+
+
+def drafting_text(message: Message) -> str:
+    """"drafts 1.8x, 73% accepted" when tokens were drafted for this reply; "" when drafting
+    was off or guessed nothing (nothing to say then)."""
+    spec = message.spec
+    drafted = int(spec.get("drafted") or 0)
+    if not drafted:
+        return ""
+    accepted = round(100 * int(spec.get("accepted") or 0) / drafted)
+    speedup = spec.get("speedup")
+    text = (f"drafts {float(speedup):.1f}x, {accepted}% accepted" if speedup is not None
+            else f"{accepted}% of drafts accepted")
+    return text.replace(" ", "\u00a0")  # a narrow window wraps before it, never inside
 
 
 def outcome(message: Message) -> tuple[str, str | None]:
@@ -214,8 +235,10 @@ class MessageWidget(QFrame):
         self.meta = QLabel()
         self.meta.setAccessibleName("Message details")
         self.meta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # In a narrow window the stats (drafting's last) go on a second line, never cut off.
+        self.meta.setWordWrap(True)
         self.header = self.meta  # the older name: the line with the time and the stats
-        head.addWidget(self.who)
+        head.addWidget(self.who, 0, Qt.AlignmentFlag.AlignTop)  # beside a wrapped meta line
         head.addWidget(self.meta, 1)
         layout.addLayout(head)
 
@@ -426,6 +449,7 @@ class MessageWidget(QFrame):
         stamp = time.strftime("%H:%M", time.localtime(m.created_at))
         stats = stats_text(m) if m.role == "assistant" and m.state != "streaming" else ""
         self.meta.setText(" · ".join(b for b in (stamp, stats) if b))
+        self.meta.setToolTip(DRAFTING_TIP if stats and drafting_text(m) else "")
         note, _ = outcome(m)
         self.notice.setText(note)
         self.notice.setVisible(bool(note))

@@ -20,7 +20,7 @@ LONG_CODE_LINE = ('    (Path("notes") / page.with_suffix(".md").name).write_text
 def seed_versions_chat(ctx: Any) -> int:
     """A chat whose first reply has three versions (the second on screen) and whose last
     reply stopped at the token limit. Returns its id."""
-    from desktop.core.chat.sample_chats import LONG_REPLY, SOURCES
+    from desktop.core.chat.sample_chats import LONG_REPLY, SAMPLE_DRAFTING, SOURCES
 
     chats = ctx.chats
     chat = chats.create_conversation("Moving my notes to Markdown")
@@ -35,7 +35,8 @@ def seed_versions_chat(ctx: Any) -> int:
         chats.set_context(reply.id, None, SOURCES if n == 2 else [])
         chats.finish_message(reply.id, "done", text, prompt_tokens=412,
                              completion_tokens=431 if n == 2 else 12, ttft_s=0.21,
-                             tokens_per_s=38.5, stop_reason="stop")
+                             tokens_per_s=38.5, stop_reason="stop",
+                             spec_json=SAMPLE_DRAFTING if n == 2 else None)
         replies.append(reply.id)
     chats.select_version(chat.id, replies[1])
     chats.add_message(chat.id, "user", "And the attachments?")
@@ -60,7 +61,9 @@ def seed_thinking_chat(ctx: Any) -> int:
     chats.finish_message(reply.id, "done", "You have **11 apples**: 3 + 2 × 4 = 11.",
                          prompt_tokens=38, completion_tokens=96, ttft_s=0.12,
                          tokens_per_s=41.0, stop_reason="stop", reasoning=THINKING,
-                         reasoning_s=12.4)
+                         reasoning_s=12.4,
+                         # the answer repeats its thinking: drafting guessed part of it
+                         spec_json='{"drafted": 24, "accepted": 14, "speedup": 1.3}')
     return chat.id
 
 

@@ -96,6 +96,18 @@ class SettingsDialog(QDialog):
         note.setWordWrap(True)
         form.addRow("", note)
 
+        # Speculative decoding: the app-wide switch; a model's own defaults can override it.
+        self.speculative = QCheckBox("Speculative decoding")
+        self.speculative.setAccessibleName("Speculative decoding")
+        self.speculative.setChecked(bool(s.get("sampling", {}).get("speculative", True)))
+        self.speculative.setToolTip("Guesses the next few tokens from the conversation and "
+                                    "checks them in one step; the reply stays exactly the same")
+        form.addRow("Drafting", self.speculative)
+        drafting_note = QLabel("Faster replies where they repeat text from the chat or your "
+                               "documents; the words are the same with it off.")
+        drafting_note.setWordWrap(True)
+        form.addRow("", drafting_note)
+
         folder_row = QHBoxLayout()
         self.models_folder = _path_label(str(ctx.models_dir), "Models folder")
         folder_row.addWidget(self.models_folder, 1)
@@ -212,6 +224,9 @@ class SettingsDialog(QDialog):
         s.values["n_ctx"] = self.n_ctx.value()
         layers = self.gpu_layers.value()
         s.values["n_gpu_layers"] = None if layers < 0 else layers
+        # Read by the next reply (ChatService.sampling): no reload needed.
+        s.values["sampling"] = {**s.get("sampling", {}),
+                                "speculative": self.speculative.isChecked()}
         s.values["kv_states_on_disk"] = self.kv_on_disk.isChecked()
         s.values["kv_states_ram_mb"] = self.kv_ram.value()
         if self.kv_disk is not None:

@@ -61,6 +61,10 @@ SOURCES = [
 ]
 
 
+# What drafting did for the sample document answer (messages.spec_json, schema 8).
+SAMPLE_DRAFTING = '{"drafted": 212, "accepted": 155, "speedup": 1.8}'
+
+
 def seed_sample_chats(ctx: AppContext, now: float | None = None) -> int:
     """Write the sample chats into `ctx`'s database; returns the id of the long one."""
     now = time.time() if now is None else now
@@ -81,9 +85,10 @@ def seed_sample_chats(ctx: AppContext, now: float | None = None) -> int:
     chats.set_context(user.id, None, SOURCES)
     reply = chats.add_message(chat.id, "assistant", "", state="streaming")
     chats.set_context(reply.id, None, SOURCES)
+    # A document answer repeats its passages: speculative decoding drafted part of it.
     chats.finish_message(reply.id, "done", LONG_REPLY, prompt_tokens=412,
                          completion_tokens=431, ttft_s=0.21, tokens_per_s=38.5,
-                         stop_reason="stop")
+                         stop_reason="stop", spec_json=SAMPLE_DRAFTING)
     _set_time(ctx, chat.id, now - 600)
     return chat.id
 
