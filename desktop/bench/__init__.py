@@ -239,7 +239,8 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
             ctx = AppContext(data_dir)
             embed_model = ctx.embed_model
             ctx.close()
-        docs = bench_index(embed_model, args.repeats, paths.logs_dir(data_dir))
+        docs = bench_index(embed_model, args.repeats, paths.logs_dir(data_dir),
+                           getattr(args, "peer_embedding", None), args.threads)
         report["index"] = docs
         rows.append(_row("extract files/s", docs["extract_files_per_s"], None,
                          f"{docs['files']} Markdown files, {docs['sections']} sections"))
@@ -248,7 +249,15 @@ def run_bench(args: argparse.Namespace, data_dir: Path) -> int:
         if "embed_chunks_per_s" in docs:
             rows.append(_row("embed passages/s", docs["embed_chunks_per_s"],
                              docs["embed_reference_chunks_per_s"],
-                             "through the worker vs raw llama.cpp embed, same passages"))
+                             "through the worker vs llama-cpp-python's Llama.embed in-process, "
+                             f"same passages, {docs['embed_threads']} threads"))
+        if "embed_ceiling_chunks_per_s" in docs:
+            shapes = ", ".join(f"{b}: {r:.2f} ({docs['embed_peer_passages_per_batch'][b]}/batch)"
+                               for b, r in docs["embed_peer_chunks_per_s"].items())
+            rows.append(_row("embed passages/s vs raw ceiling", docs["embed_chunks_per_s"],
+                             docs["embed_ceiling_chunks_per_s"],
+                             f"llama-embedding's best n_ctx=n_batch=n_ubatch ({shapes}); "
+                             f"min cosine {docs['embed_peer_min_cosine']:.6f}; target >= 0.9"))
         rows.append(_row("retrieval 100k, vector ms", docs["retrieval_vector_ms"], None,
                          f"first query (loads the matrix) "
                          f"{docs['retrieval_first_query_s']:.2f} s"))

@@ -1,15 +1,45 @@
-"""`bench --index`: document indexing speed and retrieval latency at 100,000 passages."""
+"""`bench --index`: document indexing speed and retrieval latency at 100,000 passages.
+
+Embedding is measured as the app indexes: the bench's passages go through the worker 32 at a
+time (the indexer's EMBED_BATCH), with the shape the app loads the embedding model with. Two
+references:
+
+- in process, llama-cpp-python's own `Llama.embed` over the same passages (what the worker
+  used before it had its own batching, engine_worker/embedder.py);
+- with `--peer-embedding PATH`, llama.cpp's own `llama-embedding`, built from the source
+  llama-cpp-python vendors, run at each `n_ctx = n_batch = n_ubatch` shape of PEER_BATCHES
+  with the same threads; the best shape is the raw ceiling, and the row
+  `embed passages/s vs raw ceiling` is Hearth against it (issue 14's target: >= 0.9). The
+  peer's time runs from its first decode to its exit (model load and tokenizing excluded),
+  so the ceiling is, if anything, generous. Its vectors are compared with Hearth's too.
+
+    python main.py bench --index --embed-model all-MiniLM-L6-v2-f16.gguf \
+        --peer-embedding /tmp/llama-peer/bin/llama-embedding [--threads 1]
+
+The peer binary: configure llama.cpp as for --peer-server (README, Performance) and
+`-DLLAMA_BUILD_EXAMPLES=ON` (llama-embedding is one of llama.cpp's examples), then
+`cmake --build /tmp/llama-peer --config Release -j 2 --target llama-embedding`.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# n_ctx = n_batch = n_ubatch for the peer: llama-embedding raises n_batch to n_ctx and sets
+# n_ubatch = n_batch for encoders (BERT attends across the whole ubatch, so that one batch must
+# hold whole passages); the bench's ~150-token passages put 1, 3, 6 and 13 in a batch of these.
+PEER_BATCHES = (256, 512, 1024, 2048)
+PEER_SEPARATOR = "<#hearth-passage#>"
+EMBED_BATCH = 32  # passages per request, as desktop/core/documents/index.py sends them
 
 WORDS = ("river mill bridge ledger invoice keeper harbour lantern engine protocol budget "
          "meeting policy vacation warranty battery recipe oven dough focaccia migration "
@@ -30,7 +60,8 @@ def _synthetic_corpus(folder: Path, files: int, rng: random.Random) -> list[Path
     return paths
 
 
-def bench_index(embed_model: str | None, repeats: int, log_dir: Path) -> dict[str, Any]:
+def bench_index(embed_model: str | None, repeats: int, log_dir: Path,
+                peer_embedding: str | None = None, threads: int | None = None) -> dict[str, Any]:
     from desktop.core.documents.chunk import chunk_sections
     from desktop.core.documents.extract import extract
 
@@ -50,28 +81,83 @@ def bench_index(embed_model: str | None, repeats: int, log_dir: Path) -> dict[st
                    extract_files_per_s=len(files) / extract_s,
                    chunk_chunks_per_s=len(chunks) / chunk_s)
         if embed_model:
-            from desktop.core.engine.client import EngineClient, LoadOptions
-
-            texts = [c.text for c in chunks[:256]]
-            client = EngineClient(log_dir / "bench-embed.log")
-            try:
-                client.load(LoadOptions(embed_model, n_ctx=512, embedding=True))
-                client.embed(texts[:4])
-                times = []
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    for start in range(0, len(texts), 32):
-                        client.embed(texts[start:start + 32])
-                    times.append(time.perf_counter() - started)
-            finally:
-                client.shutdown()
-            from desktop.engine_worker.reference import embed_reference
-
-            ours = len(texts) / statistics.median(times)
-            ref = len(texts) / embed_reference(embed_model, texts, 32, repeats)
-            out.update(embed_chunks_per_s=ours, embed_reference_chunks_per_s=ref)
+            out.update(_embed(embed_model, [c.text for c in chunks[:256]], repeats, log_dir,
+                              peer_embedding, threads))
         out.update(_retrieval_latency(Path(tmp) / "big.sqlite3", rng))
     return out
+
+
+def _embed(model: str, texts: list[str], repeats: int, log_dir: Path,
+           peer: str | None, threads: int | None) -> dict[str, Any]:
+    from desktop.core.engine.client import EngineClient, LoadOptions
+    from desktop.engine_worker.reference import embed_reference
+
+    threads = threads or os.cpu_count() or 1  # the worker embeds with n_threads_batch
+    client = EngineClient(log_dir / "bench-embed.log")
+    ours: list[float] = []
+    peers: dict[int, list[float]] = {batch: [] for batch in PEER_BATCHES} if peer else {}
+    per_batch: dict[int, int] = {}
+    vectors: list[list[float]] = []
+    peer_vectors: np.ndarray | None = None
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-embed-") as tmp:
+        corpus = Path(tmp) / "passages.txt"
+        corpus.write_text(PEER_SEPARATOR.join(texts), encoding="utf-8")
+        try:
+            # The shape the app loads it with (core/context.py), threads as the peer's.
+            client.load(LoadOptions(model, n_ctx=512, n_batch=512, embedding=True,
+                                    n_threads=threads, n_threads_batch=threads))
+            client.embed(texts[:4])  # warm-up
+            for _ in range(repeats):  # interleaved: the same load on the machine for both
+                started = time.perf_counter()
+                vectors = []
+                for start in range(0, len(texts), EMBED_BATCH):
+                    vectors += client.embed(texts[start:start + EMBED_BATCH])
+                ours.append(len(texts) / (time.perf_counter() - started))
+                for batch in peers:
+                    rate, per_batch[batch], peer_vectors = _peer_embed(
+                        peer or "", model, corpus, len(texts), batch, threads)
+                    peers[batch].append(rate)
+        finally:
+            client.shutdown()
+    out: dict[str, Any] = {"embed_chunks_per_s": statistics.median(ours),
+                           "embed_threads": threads}
+    out["embed_reference_chunks_per_s"] = len(texts) / embed_reference(
+        model, texts, EMBED_BATCH, repeats, n_threads=threads)
+    if peers:
+        rates = {batch: statistics.median(r) for batch, r in peers.items()}
+        best = max(rates, key=lambda b: rates[b])
+        mine = np.asarray(vectors, dtype=np.float32)
+        assert peer_vectors is not None
+        cosine = np.sum(mine * peer_vectors, axis=1) / (
+            np.linalg.norm(mine, axis=1) * np.linalg.norm(peer_vectors, axis=1))
+        out.update(embed_peer_chunks_per_s=rates, embed_peer_passages_per_batch=per_batch,
+                   embed_ceiling_chunks_per_s=rates[best], embed_ceiling_batch=best,
+                   embed_peer_min_cosine=float(cosine.min()))
+    return out
+
+
+def _peer_embed(binary: str, model: str, corpus: Path, n: int, batch: int, threads: int
+                ) -> tuple[float, int, np.ndarray]:
+    """llama-embedding over the passages at one shape: passages/s from its first decode to its
+    exit, the most passages one decode held, and its (normalized) vectors."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [binary, "-m", model, "-f", str(corpus), "--embd-separator", PEER_SEPARATOR,
+         "-c", str(batch), "-b", str(batch), "-ub", str(batch), "-t", str(threads),
+         "-tb", str(threads), "--embd-output-format", "raw", "--log-timestamps"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1800, check=True)
+    total = time.perf_counter() - started
+    decodes = [line for line in proc.stderr.splitlines() if "batch_decode: n_tokens" in line]
+    # The log's clock starts as the process does (M.SS.mmm.uuu); up to the first decode it
+    # loaded the model and tokenized the passages.
+    minutes, seconds, ms, us = (int(x) for x in decodes[0].split()[0].split("."))
+    first_decode = minutes * 60 + seconds + ms / 1e3 + us / 1e6
+    most = max(int(line.rsplit("n_seq = ", 1)[1]) for line in decodes)
+    vectors = np.array([[float(x) for x in line.split()]
+                        for line in proc.stdout.splitlines() if line.strip()], dtype=np.float32)
+    if vectors.shape[0] != n:
+        raise RuntimeError(f"llama-embedding returned {vectors.shape[0]} vectors for {n} passages")
+    return n / (total - first_decode), most, vectors
 
 
 def _retrieval_latency(db_path: Path, rng: random.Random, n: int = 100_000,

@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-server", metavar="PATH",
                        help="llama-server binary: Hearth against it, request by request")
     bench.add_argument("--peer-bench", metavar="PATH", help="llama-bench binary (with --peer-server)")
+    bench.add_argument("--peer-embedding", metavar="PATH",
+                       help="llama-embedding binary: the raw embedding ceiling (with --index)")
     bench.add_argument("--spec", action="store_true",
                        help="document answers with and without speculative decoding")
     bench.add_argument("--draft-model", metavar="PATH",

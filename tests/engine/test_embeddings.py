@@ -1,0 +1,81 @@
+"""The worker's embeddings are raw llama.cpp's: the same vectors as one passage decoded alone
+through the low-level API (written here apart from the worker's code), for passages the
+worker packs several to a batch, as the indexer sends them."""
+
+from __future__ import annotations
+
+import ctypes
+import random
+from pathlib import Path
+
+import numpy as np
+
+from desktop.core.engine.client import EngineClient, LoadOptions
+
+WORDS = "river mill bridge ledger invoice keeper harbour lantern engine protocol budget".split()
+
+
+def _passages() -> list[str]:
+    rng = random.Random(3)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+             for n in (120, 40, 90, 7, 150, 60, 110)]
+    return [*texts, "How do plants get energy from sunlight?", "Ünïcödé, emoji 🌿 and tabs\t."]
+
+
+def _raw_vectors(model_path: Path, texts: list[str]) -> np.ndarray:
+    """Each text alone in its own llama_decode, its pooled vector read with
+    llama_get_embeddings_seq and L2-normalized: llama.cpp's embedding example, in Python."""
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    model = llama_cpp.llama_model_load_from_file(str(model_path).encode(),
+                                                 llama_cpp.llama_model_default_params())
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = params.n_batch = params.n_ubatch = 512
+    params.n_threads = params.n_threads_batch = 1
+    params.embeddings = True
+    ctx = llama_cpp.llama_init_from_model(model, params)
+    vocab = llama_cpp.llama_model_get_vocab(model)
+    n_embd = llama_cpp.llama_model_n_embd(model)
+    batch = llama_cpp.llama_batch_init(512, 0, 1)
+    vectors = []
+    try:
+        for text in texts:
+            raw = text.encode()
+            tokens = (llama_cpp.llama_token * 512)()
+            n = llama_cpp.llama_tokenize(vocab, raw, len(raw), tokens, 512, True, False)
+            assert 0 < n <= 512
+            for i in range(n):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tokens[i], i, 1
+                batch.seq_id[i][0], batch.logits[i] = 0, True
+            batch.n_tokens = n
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+            assert llama_cpp.llama_decode(ctx, batch) == 0
+            pooled = llama_cpp.llama_get_embeddings_seq(ctx, 0)
+            vector = np.ctypeslib.as_array(ctypes.cast(pooled, ctypes.POINTER(ctypes.c_float)),
+                                           shape=(n_embd,)).copy()
+            vectors.append(vector / np.linalg.norm(vector))
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_free(ctx)
+        llama_cpp.llama_model_free(model)
+    return np.array(vectors)
+
+
+def test_worker_vectors_are_raw_llama_cpp_vectors(tmp_path: Path, embed_model_path: Path) -> None:
+    texts = _passages()
+    client = EngineClient(tmp_path / "embed.log")
+    try:
+        client.load(LoadOptions(str(embed_model_path), n_ctx=512, n_batch=512, embedding=True,
+                                n_threads=1, n_threads_batch=1))
+        ours = np.array(client.embed(texts), dtype=np.float32)
+        alone = np.array(client.embed(texts[:1]), dtype=np.float32)  # a batch of one
+        assert client.embed([]) == []
+    finally:
+        client.shutdown()
+    raw = _raw_vectors(embed_model_path, texts)
+    assert ours.shape == raw.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    cosine = np.sum(ours * raw, axis=1) / np.linalg.norm(ours, axis=1)
+    assert cosine.min() > 1 - 1e-4, cosine
+    assert float(alone[0] @ raw[0]) > 1 - 1e-4
