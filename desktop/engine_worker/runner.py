@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import os
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -26,7 +27,13 @@ import llama_cpp.llama_cpp as llama_lib
 from desktop.core.chat.reasoning import ReasoningParser
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
-from desktop.engine_worker.decode_loop import TokenStream, flash_attention_auto, warm_up
+from desktop.engine_worker.backend_sampling import AttachedSampler, offloadable
+from desktop.engine_worker.decode_loop import (
+    MAX_DRAFT,
+    TokenStream,
+    flash_attention_auto,
+    warm_up,
+)
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
@@ -128,6 +135,24 @@ def model_params_override(**fields: Any) -> Iterator[None]:
         llama_lib.llama_model_default_params = original
 
 
+@contextmanager
+def context_params_override(**fields: Any) -> Iterator[None]:
+    """Set llama_context_params fields that llama_cpp.Llama() does not expose as arguments."""
+    original = llama_lib.llama_context_default_params
+
+    def patched() -> Any:
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    llama_lib.llama_context_default_params = patched
+    try:
+        yield
+    finally:
+        llama_lib.llama_context_default_params = original
+
+
 class _UnusedChatFormatter:
     """Stands in for llama_cpp's Jinja2ChatFormatter while a model loads.
 
@@ -168,8 +193,31 @@ def open_model(path: str, on_progress: Callable[[float], None] | None = None,
 
         # Kept referenced by `overrides` until the load returns (ctypes must not free it).
         overrides["progress_callback"] = llama_cpp.llama_progress_callback(progress)
-    with model_params_override(**overrides), binding_templates_off(), flash_attention_auto():
+    # A drafted batch asks for a token at each of its positions; with the sampler in the graph
+    # (backend_sampling.py) llama.cpp allows only this many outputs per sequence (default 1).
+    outputs = {} if kwargs.get("embedding") else {"n_outputs_max_per_seq": MAX_DRAFT + 1}
+    if kwargs.get("verbose"):
+        llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
+    with model_params_override(**overrides), context_params_override(**outputs), \
+            binding_templates_off(), flash_attention_auto():
         return llama_cpp.Llama(model_path=path, **kwargs)
+
+
+_log_shown = [True]  # whether the last message was written (a CONT line follows its fate)
+
+
+@llama_cpp.llama_log_callback  # type: ignore[misc]
+def _llama_log(level: int, text: bytes, _user: Any) -> None:
+    """The worker's log of llama.cpp: information, warnings and errors, never DEBUG.
+
+    llama-cpp-python's own callback maps ggml's levels by an older numbering (DEBUG was 4), so
+    with verbose=True it lets DEBUG through: thousands of lines each time llama.cpp plans a
+    graph, and one per token once the sampler runs in the graph. ggml.h today: NONE 0,
+    DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous message)."""
+    if level != 5:
+        _log_shown[0] = level >= 2
+    if _log_shown[0]:
+        print(text.decode("utf-8", "replace"), end="", flush=True, file=sys.stderr)
 
 
 class Decoder:
@@ -208,6 +256,7 @@ class Runner:
         self.session: str | None = None  # the conversation whose tokens the KV cache holds
         self.states: StateCache | None = None
         self._saved: tuple[str, int, int] | None = None  # what save_state() last wrote
+        self.sampler = AttachedSampler()  # sampling inside the graph (backend_sampling.py)
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -263,6 +312,7 @@ class Runner:
             self.embedder = None
         else:
             self._drop_vision()
+            self.sampler.release()  # before its context goes
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
@@ -324,6 +374,7 @@ class Runner:
 
     def op_unload(self, msg: dict[str, Any], emit: Emit) -> None:
         self._drop_vision()
+        self.sampler.release()
         self.llm = None
         self.embedder = None
         self.states = None
@@ -479,12 +530,19 @@ class Runner:
             if total > llm.n_batch:
                 emit("progress", stage="prompt", done=done, total=total)
 
-        cached = self.prepare(prompt, reading)
-        prefill_done = time.perf_counter()
-
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
-        sampler = build_sampler(params, n_vocab, vocab)
+        # Attached before the prompt is read, so its last token is sampled in the graph too.
+        sampler, owned = self.sampler.acquire(
+            llm.ctx, params, lambda: build_sampler(params, n_vocab, vocab),
+            offloadable(params, self.vision is not None))
+        try:
+            cached = self.prepare(prompt, reading)
+        except BaseException:
+            if owned:
+                llama_cpp.llama_sampler_free(sampler)
+            raise
+        prefill_done = time.perf_counter()
         stops = [s for s in params.get("stop", []) if s]
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         buf = ctypes.create_string_buffer(256)
@@ -544,7 +602,8 @@ class Runner:
                     break  # no logits needed after the last token: skip its decode
                 stream.advance(token, max_tokens - len(generated))  # also records cache_tokens
         finally:
-            llama_cpp.llama_sampler_free(sampler)
+            if owned:
+                llama_cpp.llama_sampler_free(sampler)
         text += utf8.decode(b"", final=True)
         if split.parser is not None:
             split.feed(text[split.fed:], time.perf_counter(), final=True)
