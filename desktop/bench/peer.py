@@ -95,6 +95,21 @@ class PeerServer:
         self.log.close()
 
 
+class _Cpu:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+
+    def seconds(self) -> float:
+        import psutil
+
+        if self.pid is None:
+            return 0.0
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -241,18 +256,36 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
         g_plain: list[float] = []
         g_spec: list[float] = []
         g_peer: list[float] = []
+        # Tokens per CPU-second of each engine's whole process (all its threads) over the same
+        # request: on a machine busy with other work, wall-clock speed says as much about the
+        # other work as about the engine; the CPU each one spends per token does not.
+        c_plain: list[float] = []
+        c_peer: list[float] = []
+        worker = _Cpu(client.process.pid if client.process else None)
+        server = _Cpu(peer.proc.pid)
         for i in range(args.repeats):
             for side in (("h", "s", "p") if i % 2 == 0 else ("p", "s", "h")):
                 if side in "hs":
+                    before = worker.seconds()
                     done = client.generate(story, {
                         **greedy, "max_tokens": args.gen_tokens, "ignore_eos": True,
                         "speculative": side == "s"}).wait()
                     (g_plain if side == "h" else g_spec).append(done["tokens_per_s"])
+                    if side == "h":
+                        c_plain.append(done["completion_tokens"] / max(worker.seconds() - before,
+                                                                       1e-9))
                 else:
+                    before = server.seconds()
                     _, result = peer.complete(_text(story), args.gen_tokens, ignore_eos=True)
                     g_peer.append(result["timings"]["predicted_per_second"])
+                    c_peer.append(result["tokens_predicted"] / max(server.seconds() - before,
+                                                                   1e-9))
         rows.append(_pair("generation tok/s", g_plain, g_peer,
                           f"{args.gen_tokens} greedy tokens, drafting off; target >= 1.0"))
+        if worker.pid and c_plain and all(c_peer):
+            rows.append(_pair("generation tok/CPU-s", c_plain, c_peer,
+                              "same requests, tokens per CPU-second of the whole process "
+                              "(insensitive to other work on the machine)"))
         rows.append(_pair("generation, drafting on", g_spec, g_peer,
                           "same, Hearth's default (prompt-lookup drafts where they pay)"))
         # Follow-up: a ~1,800-token history and its reply in the cache, a new question.

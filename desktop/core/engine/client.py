@@ -88,6 +88,11 @@ class Generation:
             try:
                 event = self.events.get(timeout=timeout)
             except queue.Empty:
+                if not self.client._reached(self.request_id):
+                    # Still queued in the worker behind an earlier request (an API reply, say):
+                    # the worker will drop it on reaching it, so its grace starts then.
+                    self._cancel_at = time.monotonic()
+                    continue
                 # The worker is stuck in native code: kill it; the partial text stays ours.
                 self.client.kill()
                 self.result = {"event": "done", "stop_reason": "cancelled", "killed": True,
@@ -137,6 +142,9 @@ class EngineClient:
         self._id_lock = threading.Lock()
         self._pending: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._pending_lock = threading.Lock()
+        # Requests sent and not yet answered in full, as the event reader sees them: the worker
+        # takes requests in order, so it has reached a request once no earlier one is open.
+        self._unanswered: set[int] = set()
 
     # --- process management -----------------------------------------------------------
     @property
@@ -177,6 +185,8 @@ class EngineClient:
                 continue
             with self._pending_lock:
                 target = self._pending.get(int(event.get("id", -1)))
+                if event.get("event") not in ("tokens", "progress"):
+                    self._unanswered.discard(int(event.get("id", -1)))
             if target is not None:
                 target.put(event)
         process.wait()
@@ -185,6 +195,7 @@ class EngineClient:
         with self._pending_lock:
             waiting = list(self._pending.values())
             self._pending.clear()
+            self._unanswered.clear()
         for target in waiting:
             target.put(crash)
 
@@ -237,8 +248,14 @@ class EngineClient:
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         with self._pending_lock:
             self._pending[request_id] = events
+            self._unanswered.add(request_id)
         self._send({**message, "id": request_id})
         return request_id, events
+
+    def _reached(self, request_id: int) -> bool:
+        """Whether the worker has finished every request sent before this one."""
+        with self._pending_lock:
+            return not any(other < request_id for other in self._unanswered)
 
     def _forget(self, request_id: int) -> None:
         with self._pending_lock:
