@@ -73,11 +73,11 @@ class PeerServer:
             time.sleep(0.05)  # polling a child process for readiness, not a test
         raise HearthError("llama-server did not become ready in time.")
 
-    def complete(self, prompt: str, n_predict: int, ignore_eos: bool = False
-                 ) -> tuple[float, dict[str, Any]]:
+    def complete(self, prompt: str, n_predict: int, ignore_eos: bool = False,
+                 sampling: dict[str, Any] | None = None) -> tuple[float, dict[str, Any]]:
         body = json.dumps({"prompt": prompt, "n_predict": n_predict, "temperature": 0,
                            "cache_prompt": True, "ignore_eos": ignore_eos,
-                           "stream": False}).encode()
+                           "stream": False, **(sampling or {})}).encode()
         request = urllib.request.Request(self.base + "/completion", data=body,
                                          headers={"Content-Type": "application/json"})
         started = time.perf_counter()
@@ -282,6 +282,24 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
                                                                    1e-9))
         rows.append(_pair("generation tok/s", g_plain, g_peer,
                           f"{args.gen_tokens} greedy tokens, drafting off; target >= 1.0"))
+        # Sampled (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, as Hearth's chat and
+        # llama-server's defaults), drafting off on Hearth's side: the sampler chain's cost.
+        sampled = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": 7}
+        s_ours: list[float] = []
+        s_peer: list[float] = []
+        for i in range(args.repeats):
+            for side in (("h", "p") if i % 2 == 0 else ("p", "h")):
+                if side == "h":
+                    done = client.generate(story, {
+                        **greedy, **sampled, "max_tokens": args.gen_tokens, "ignore_eos": True,
+                        "speculative": False}).wait()
+                    s_ours.append(done["tokens_per_s"])
+                else:
+                    _, result = peer.complete(_text(story), args.gen_tokens, ignore_eos=True,
+                                              sampling=sampled)
+                    s_peer.append(result["timings"]["predicted_per_second"])
+        rows.append(_pair("generation, sampled tok/s", s_ours, s_peer,
+                          "temperature 0.8, top-k 40, top-p 0.95, min-p 0.05; drafting off"))
         if worker.pid and c_plain and all(c_peer):
             rows.append(_pair("generation tok/CPU-s", c_plain, c_peer,
                               "same requests, tokens per CPU-second of the whole process "
