@@ -27,6 +27,7 @@ from desktop.core.chat.reasoning import ReasoningParser
 from desktop.core.errors import EngineError, ModelFileError
 from desktop.core.models.gguf import read_gguf
 from desktop.engine_worker.decode_loop import TokenStream, flash_attention_auto, warm_up
+from desktop.engine_worker.draft_model import DraftModel, load_draft
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
@@ -197,6 +198,7 @@ class Runner:
         self.llm: llama_cpp.Llama | None = None
         self.embedder: llama_cpp.Llama | None = None
         self.vision: Vision | None = None  # the projector of a vision model (multimodal.py)
+        self.draft: DraftModel | None = None  # drafts for self.llm (draft_model.py), optional
         self.cache_tokens: list[int] = []  # exactly what the KV cache holds, position by position
         self.replies: OrderedDict[str, list[int]] = OrderedDict()
         # Earlier turns are re-sent every turn: tokenize each part once, not once per turn.
@@ -235,6 +237,7 @@ class Runner:
         # back to it after a restart reads only the new message.
         self.save_state()
         self._drop_vision()
+        self.draft = None
         self.llm = self.embedder = None
 
     def save_state(self) -> bool:
@@ -263,6 +266,7 @@ class Runner:
             self.embedder = None
         else:
             self._drop_vision()
+            self.draft = None  # freed before the new model loads, like the old target
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
@@ -311,6 +315,17 @@ class Runner:
                 int(msg.get("state_ram_mb") or 1024) * 1024 * 1024,
                 Path(state_dir) if state_dir else None,
                 disk_budget_bytes=int(msg.get("state_disk_mb") or 2048) * 1024 * 1024)
+        draft_note = None
+        if not embedding and msg.get("draft_path"):
+            # A draft model for speculative decoding, with the target's context, threads and
+            # GPU layers. One that cannot be used is a note in the result, never a failed load.
+            self.draft, draft_note = load_draft(
+                str(msg["draft_path"]), info, open_model, n_ctx=llm.n_ctx(),
+                n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
+                n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
+                n_gpu_layers=int(msg.get("n_gpu_layers") or 0))
+            if draft_note:
+                print(f"[worker] {draft_note}", flush=True)  # into the engine log
         emit("loaded", info={
             **info.summary(),
             "n_ctx": llm.n_ctx(),
@@ -320,10 +335,15 @@ class Runner:
             "load_s": time.perf_counter() - started,
             "embedding": embedding,
             "vision": self.vision is not None and not embedding,
+            **({} if embedding else {
+                "draft_model": self.draft.name if self.draft else None,
+                "draft_path": str(msg["draft_path"]) if self.draft else None,
+                "draft_note": draft_note}),
         })
 
     def op_unload(self, msg: dict[str, Any], emit: Emit) -> None:
         self._drop_vision()
+        self.draft = None
         self.llm = None
         self.embedder = None
         self.states = None
@@ -501,7 +521,9 @@ class Runner:
         # document answers start with long drafts (decode_loop.py).
         stream = TokenStream(llm.ctx, vocab, sampler, self.cache_tokens,
                              speculate=bool(params.get("speculative", True)),
-                             eager=bool(params.get("documents")))
+                             eager=bool(params.get("documents")),
+                             # The loaded draft model drafts too, unless this request says not.
+                             drafter=self.draft if params.get("use_draft", True) else None)
         # Reasoning models: thinking and answer are split here, so every client gets them apart.
         split = _Split(params.get("reasoning_format"), parts)
         try:
