@@ -173,7 +173,7 @@ class TokenStream:
     def _model_draft(self, token: int, limit: int) -> bool:
         """Draft with the draft model and verify; False when it was unsure (no draft): that
         backs off like a draft that did not pay. Its time counts in what the step cost."""
-        assert self.policy is not None
+        assert self.policy is not None and self.drafter is not None
         started = time.perf_counter()
         draft = self.drafter.draft(self.cache, token, limit)
         spent = time.perf_counter() - started
