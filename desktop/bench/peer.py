@@ -325,7 +325,9 @@ def run_peer_or_spec(args: argparse.Namespace, model: str, log_dir: Path) -> int
         if kind == "peer":
             print_peer(report)
         else:
-            print(f"Speculative decoding (prompt-lookup drafts), {report['model']}, "
+            drafts = "prompt-lookup drafts" + (f"; draft model {report['draft_model']}"
+                                               if report.get("draft_model") else "")
+            print(f"Speculative decoding ({drafts}), {report['model']}, "
                   f"{report['threads']} threads; median [min-max], ratio = median of paired "
                   "with/without")
             print(f"{'':28}{'drafting on':>24}{'drafting off':>24}{'ratio':>8}  note")

@@ -28,6 +28,10 @@ from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.engine_worker.decode_loop import warm_up
 
 P_MIN = 0.5  # stop drafting when the draft model's top token is less likely than this
+# The most tokens it reads to catch up. Beyond that it reads only the newest WINDOW tokens
+# of the history (as if the chat began there): drafting needs the recent context most, and
+# reading a whole restored 8k-token chat would delay the reply by seconds.
+WINDOW = 1024
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -47,6 +51,8 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class DraftModel:
+    """A second model and context that drafts for the target (see the module docstring)."""
+
     def __init__(self, llm: Any, name: str) -> None:
         self.llm = llm  # a llama_cpp.Llama: keeps model and context alive
         self.name = name
@@ -55,6 +61,7 @@ class DraftModel:
         self.n_ctx = int(llm.n_ctx())
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
         self.tokens: list[int] = []  # exactly what this model's KV cache holds
+        self.start = 0  # ... which is the target's history from this index on
         self.one = (llama_cpp.llama_token * 1)()
         self.single = llama_cpp.llama_batch_get_one(self.one, 1)
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
@@ -65,22 +72,29 @@ class DraftModel:
         limit = min(limit, self.n_ctx - len(history) - 2)
         if limit <= 0:
             return []
-        mem = llama_cpp.llama_get_memory(self.ctx)
         held = self.tokens
-        common = _common_prefix(held, history)
-        if common == len(history) and len(held) > common and held[common] == token:
+        # It holds history[start:]: the window it reads from (see WINDOW).
+        start = self.start if self.start <= len(history) else 0
+        view = history[start:]
+        common = _common_prefix(held, view)
+        if common == len(view) and len(held) > common and held[common] == token:
             common += 1  # it already holds `token` too (the first of an earlier draft)
-        want = len(history) + 1
-        if common >= want:
-            common = want - 1  # the last token must be decoded again for its logits
-        missing = [*history[common:], token]
+        common = min(common, len(view))  # `token` is decoded again for its logits
+        missing = [*view[common:], token]
+        if common == 0 or len(missing) > WINDOW:
+            # Nothing to build on, or too much to read (a chat restored from its saved state
+            # skipped the target's prefill): read only the newest WINDOW tokens.
+            start = max(0, len(history) + 1 - WINDOW)
+            common, missing = 0, [*history[start:], token]
         if min(missing) < 0:
             return []  # an image (negative pseudo id): the draft model cannot read it
         if common < len(held):
-            if not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
-                llama_cpp.llama_memory_clear(mem, True)
-                common, missing = 0, [*history, token]
+            if common == 0 or not llama_cpp.llama_memory_seq_rm(
+                    llama_cpp.llama_get_memory(self.ctx), 0, common, -1):
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
+                common, missing = 0, [*history[start:], token]
             del held[common:]
+        self.start = start
         if not self._decode(missing):
             return []
         held.extend(missing)
