@@ -126,6 +126,8 @@ class TokenStream:
         self.tokens = 0  # tokens that entered the KV cache through this stream
         # A draft model (draft_model.DraftModel) drafts where prompt lookup finds nothing.
         self.drafter = drafter if speculate else None
+        if self.drafter is not None:
+            self.drafter.catch_up(cache_tokens)  # reads the prompt too, before the first token
         # Per draft source: [verify steps, drafted, accepted] (spec_source in the stats).
         self.sources: dict[str, list[int]] = {"lookup": [0, 0, 0], "draft_model": [0, 0, 0]}
         self.unsure = 0  # times the draft model was asked and proposed nothing

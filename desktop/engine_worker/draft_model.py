@@ -72,32 +72,8 @@ class DraftModel:
         limit = min(limit, self.n_ctx - len(history) - 2)
         if limit <= 0:
             return []
-        held = self.tokens
-        # It holds history[start:]: the window it reads from (see WINDOW).
-        start = self.start if self.start <= len(history) else 0
-        view = history[start:]
-        common = _common_prefix(held, view)
-        if common == len(view) and len(held) > common and held[common] == token:
-            common += 1  # it already holds `token` too (the first of an earlier draft)
-        common = min(common, len(view))  # `token` is decoded again for its logits
-        missing = [*view[common:], token]
-        if common == 0 or len(missing) > WINDOW:
-            # Nothing to build on, or too much to read (a chat restored from its saved state
-            # skipped the target's prefill): read only the newest WINDOW tokens.
-            start = max(0, len(history) + 1 - WINDOW)
-            common, missing = 0, [*history[start:], token]
-        if min(missing) < 0:
-            return []  # an image (negative pseudo id): the draft model cannot read it
-        if common < len(held):
-            if common == 0 or not llama_cpp.llama_memory_seq_rm(
-                    llama_cpp.llama_get_memory(self.ctx), 0, common, -1):
-                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
-                common, missing = 0, [*history[start:], token]
-            del held[common:]
-        self.start = start
-        if not self._decode(missing):
+        if not self._sync(history, [token]):
             return []
-        held.extend(missing)
         out: list[int] = []
         while True:
             top, p = self._top()
@@ -109,8 +85,49 @@ class DraftModel:
             self.one[0] = top
             if llama_cpp.llama_decode(self.ctx, self.single) != 0:
                 break
-            held.append(top)
+            self.tokens.append(top)
         return out
+
+    def catch_up(self, history: list[int]) -> None:
+        """Read the target's prompt now (the runner calls this before the first token, so
+        it counts in the time to first token like the target's own prompt reading), not
+        inside the reply at the first draft."""
+        self._sync(history, [], logits=False)
+
+    def _sync(self, history: list[int], tail: list[int], logits: bool = True) -> bool:
+        """Bring the KV cache to history + tail (history from self.start on), reusing the
+        common prefix; with `logits`, the last token is decoded last, for its logits."""
+        held = self.tokens
+        # It holds history[start:]: the window it reads from (see WINDOW).
+        start = self.start if self.start <= len(history) else 0
+        view = history[start:]
+        common = _common_prefix(held, view)
+        if common == len(view) and tail:
+            # It may hold the tail too (the first tokens of its earlier draft).
+            common += _common_prefix(held[common:], tail)
+        total = len(view) + len(tail)
+        if common == total and (not logits or not total):
+            return True  # nothing to read, no logits needed
+        common = min(common, total - 1)  # the last token is decoded again for its logits
+        missing = [*view[common:], *tail]
+        if common == 0 or len(missing) > WINDOW:
+            # Nothing to build on, or too much to read (a chat restored from its saved state
+            # skipped the target's prefill): read only the newest WINDOW tokens.
+            start = max(0, len(history) + len(tail) - WINDOW)
+            common, missing = 0, [*history[start:], *tail]
+        if not missing or min(missing) < 0:
+            return False  # an image (negative pseudo id): the draft model cannot read it
+        if common < len(held):
+            if common == 0 or not llama_cpp.llama_memory_seq_rm(
+                    llama_cpp.llama_get_memory(self.ctx), 0, common, -1):
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
+                common, missing = 0, [*history[start:], *tail]
+            del held[common:]
+        self.start = start
+        if not self._decode(missing):
+            return False
+        held.extend(missing)
+        return True
 
     def _decode(self, tokens: list[int]) -> bool:
         """Read `tokens` in n_batch slices, logits for the last one only (batch_get_one)."""
