@@ -376,13 +376,15 @@ def run_peer_or_spec(args: argparse.Namespace, model: str, log_dir: Path) -> int
         if kind == "peer":
             print_peer(report)
         else:
-            print(f"Speculative decoding (prompt-lookup drafts), {report['model']}, "
+            drafts = "prompt-lookup drafts" + (f"; draft model {report['draft_model']}"
+                                               if report.get("draft_model") else "")
+            print(f"Speculative decoding ({drafts}), {report['model']}, "
                   f"{report['threads']} threads; median [min-max], ratio = median of paired "
                   "with/without")
-            print(f"{'':28}{'drafting on':>24}{'drafting off':>24}{'ratio':>8}  note")
+            print(f"{'':36}{'drafting on':>24}{'drafting off':>24}{'ratio':>8}  note")
             for row in report["rows"]:
                 on, off = row["hearth"], row["peer"]
-                print(f"{row['name']:28}"
+                print(f"{row['name']:36}"
                       f"{on['median']:>10.2f} [{on['min']:.1f}-{on['max']:.1f}]"
                       f"{off['median']:>10.2f} [{off['min']:.1f}-{off['max']:.1f}]"
                       f"{row['ratio']:8.3f}  {row['note']}")

@@ -2,6 +2,8 @@
 
 Document answers over the passages Hearth's own index retrieves, and chat prompts (greedy and
 sampled), each asked with and without drafting back to back, alternating which goes first.
+With --draft-model PATH the draft model is loaded beside the model, and two more rows (document
+answers, chat greedy) draft with it as well as by prompt lookup, against drafting off.
 """
 
 from __future__ import annotations
@@ -64,8 +66,11 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
                         bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
     threads = args.threads or _physical_cores()
+    draft = getattr(args, "draft_model", None)
     options = LoadOptions(model, n_ctx=4096, n_threads=threads,
-                          n_threads_batch=args.threads or os.cpu_count() or threads)
+                          n_threads_batch=args.threads or os.cpu_count() or threads,
+                          n_gpu_layers=int(getattr(args, "gpu_layers", 0) or 0),
+                          draft_path=str(Path(draft).expanduser()) if draft else None)
     greedy = {"temperature": 0, "stop": fmt.stop, "max_tokens": args.gen_tokens}
     docs = _doc_prompts(fmt, max(4, args.repeats * 2))
     chats = [render_parts(fmt, [{"role": "user", "content": text}]) for text in (
@@ -75,15 +80,27 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     rows = []
     report: dict[str, Any] = {"model": model, "threads": threads, "questions": len(docs)}
     try:
-        client.load(options)
+        loaded = client.load(options)["info"]
+        if draft:
+            report["draft_model"] = loaded.get("draft_model")
+            if loaded.get("draft_note"):
+                raise HearthError(loaded["draft_note"])
         client.generate(chats[0], {**greedy, "max_tokens": 8}).wait()
         sampled = {"temperature": 0.8, "top_p": 0.95, "seed": 11}
-        for name, prompts, documents, extra in (
-                ("document answers", docs, True, {}),
-                ("chat, greedy", chats, False, {}),
-                # A small model's greedy chat repeats itself (drafts hit); sampled, it does not.
-                ("chat, sampled t=0.8", chats, False, sampled)):
+        # The prompt-lookup rows leave a loaded draft model out; its own rows follow.
+        lookup: dict[str, Any] = {"use_draft": False}
+        rows_asked: list[tuple[str, list[Any], bool, dict[str, Any]]] = [
+            ("document answers", docs, True, lookup),
+            ("chat, greedy", chats, False, lookup),
+            # A small model's greedy chat repeats itself (drafts hit); sampled, it does not.
+            ("chat, sampled t=0.8", chats, False, {**sampled, **lookup}),
+        ]
+        if draft:
+            rows_asked += [("document answers, draft model", docs, True, {}),
+                           ("chat greedy, draft model", chats, False, {})]
+        for name, prompts, documents, extra in rows_asked:
             plain, spec, accepted, drafted, tokens = [], [], 0, 0, []
+            by_model = [0, 0]  # of those, drafted and accepted from the draft model
             for i, parts in enumerate(prompts):
                 order = (False, True) if i % 2 == 0 else (True, False)
                 got: dict[bool, dict[str, Any]] = {}
@@ -96,13 +113,19 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
                 spec.append(got[True]["tokens_per_s"])
                 accepted += got[True]["spec_accepted"]
                 drafted += got[True]["spec_drafted"]
+                from_model: dict[str, int] = got[True].get("spec_source", {}).get(
+                    "draft_model", {})
+                by_model[0] += from_model.get("drafted", 0)
+                by_model[1] += from_model.get("accepted", 0)
                 tokens.append(got[True]["completion_tokens"])
             if not plain:
                 continue
             row = _pair(f"{name} tok/s", spec, plain,
                         f"{len(plain)} replies, median {statistics.median(tokens):.0f} tokens; "
                         f"{accepted}/{drafted} drafted tokens accepted "
-                        f"({accepted / max(drafted, 1):.0%}); peer = drafting off")
+                        f"({accepted / max(drafted, 1):.0%})"
+                        + (f", {by_model[1]}/{by_model[0]} from the draft model"
+                           if "draft model" in name else "") + "; peer = drafting off")
             rows.append(row)
     finally:
         client.shutdown()

@@ -21,6 +21,9 @@ disagreed at the 10th token of a reply (top-2 margin 0.14), so drafting follows 
 result there. A seed gives the same distribution but not always the same sampled reply, for
 the same reason (last-bit differences move a draw across a boundary now and then).
 
+A draft model (draft_model.py), when one is loaded, is the second draft source: asked only
+where prompt lookup has nothing, under the same back-off, and checked by the same _verify.
+
 Sliding-window models keep a full-size KV cache (swa_full, runner.open_model): with llama.cpp's
 small SWA cache a rejected draft could not be rolled back without a context checkpoint.
 """
@@ -105,7 +108,7 @@ class _Batch:
 
 class TokenStream:
     def __init__(self, ctx: Any, vocab: Any, sampler: Any, cache_tokens: list[int], *,
-                 speculate: bool, eager: bool = False) -> None:
+                 speculate: bool, eager: bool = False, drafter: Any = None) -> None:
         self.ctx = ctx
         self.vocab = vocab
         self.sampler = sampler
@@ -121,6 +124,13 @@ class TokenStream:
         self.decode_s = 0.0  # all decodes of this reply, single and batched
         self.decodes = 0
         self.tokens = 0  # tokens that entered the KV cache through this stream
+        # A draft model (draft_model.DraftModel) drafts where prompt lookup finds nothing.
+        self.drafter = drafter if speculate else None
+        if self.drafter is not None:
+            self.drafter.catch_up(cache_tokens)  # reads the prompt too, before the first token
+        # Per draft source: [verify steps, drafted, accepted] (spec_source in the stats).
+        self.sources: dict[str, list[int]] = {"lookup": [0, 0, 0], "draft_model": [0, 0, 0]}
+        self.unsure = 0  # times the draft model was asked and proposed nothing
 
     def next(self) -> int:
         if self.queue:
@@ -144,6 +154,11 @@ class TokenStream:
                 if draft:
                     self._verify(token, draft)
                     return
+                # No lookup hit: the draft model, which sizes its own draft (it stops where
+                # it is unsure), so it may go up to the longest draft.
+                if self.drafter is not None and self._model_draft(
+                        token, min(self.policy.max_draft, left - 1)):
+                    return
         self.one[0] = token
         started = time.perf_counter()
         rc = llama_cpp.llama_decode(self.ctx, self.single)
@@ -157,7 +172,23 @@ class TokenStream:
         self.decodes += 1
         self.cache.append(token)
 
-    def _verify(self, token: int, draft: list[int]) -> None:
+    def _model_draft(self, token: int, limit: int) -> bool:
+        """Draft with the draft model and verify; False when it was unsure (no draft): that
+        backs off like a draft that did not pay. Its time counts in what the step cost."""
+        assert self.policy is not None and self.drafter is not None
+        started = time.perf_counter()
+        draft = self.drafter.draft(self.cache, token, limit)
+        spent = time.perf_counter() - started
+        if not draft:
+            self.decode_s += spent
+            self.unsure += 1
+            self.policy.unsure()
+            return False
+        self._verify(token, draft, "draft_model", spent)
+        return True
+
+    def _verify(self, token: int, draft: list[int], source: str = "lookup",
+                draft_s: float = 0.0) -> None:
         assert self.batch is not None and self.policy is not None
         ctx, sampler = self.ctx, self.sampler
         # The next position from llama.cpp itself, not len(cache_tokens): a vision model's
@@ -182,9 +213,13 @@ class TokenStream:
             accepted += 1
         if accepted < len(draft):
             llama_cpp.llama_memory_seq_rm(mem, 0, pos0 + 1 + accepted, -1)
-        spent = time.perf_counter() - started
+        spent = time.perf_counter() - started + draft_s  # a draft model's guessing counts too
         self.decode_s += spent
         self.decodes += 1
+        counts = self.sources[source]
+        counts[0] += 1
+        counts[1] += len(draft)
+        counts[2] += accepted
         self.cache.append(token)
         self.cache.extend(draft[:accepted])
         self.queue.extend(chosen)
@@ -204,7 +239,15 @@ class TokenStream:
             "spec_acceptance": policy.accepted / policy.drafted if policy.drafted else 0.0,
             "spec_steps": policy.steps,
             "spec_tokens_per_decode": self.tokens / self.decodes if self.decodes else 1.0,
+            # Which source drafted what: prompt lookup, and the draft model when one is loaded.
+            "spec_source": {
+                name: {"steps": c[0], "drafted": c[1], "accepted": c[2]}
+                for name, c in self.sources.items()
+                if name == "lookup" or self.drafter is not None},
         }
+        if self.drafter is not None:
+            out["spec_draft_model"] = self.drafter.name
+            out["spec_draft_unsure"] = self.unsure
         if self.single_s and self.decode_s:
             # What single-token decodes would have cost for the same tokens, over what the
             # reply's decodes did cost.

@@ -34,6 +34,7 @@ from desktop.engine_worker.decode_loop import (
     flash_attention_auto,
     warm_up,
 )
+from desktop.engine_worker.draft_model import DraftModel, load_draft
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
@@ -245,6 +246,7 @@ class Runner:
         self.llm: llama_cpp.Llama | None = None
         self.embedder: llama_cpp.Llama | None = None
         self.vision: Vision | None = None  # the projector of a vision model (multimodal.py)
+        self.draft: DraftModel | None = None  # drafts for self.llm (draft_model.py), optional
         self.cache_tokens: list[int] = []  # exactly what the KV cache holds, position by position
         self.replies: OrderedDict[str, list[int]] = OrderedDict()
         # Earlier turns are re-sent every turn: tokenize each part once, not once per turn.
@@ -284,6 +286,7 @@ class Runner:
         # back to it after a restart reads only the new message.
         self.save_state()
         self._drop_vision()
+        self.draft = None
         self.llm = self.embedder = None
 
     def save_state(self) -> bool:
@@ -313,6 +316,7 @@ class Runner:
         else:
             self._drop_vision()
             self.sampler.release()  # before its context goes
+            self.draft = None  # freed before the new model loads, like the old target
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
@@ -361,6 +365,17 @@ class Runner:
                 int(msg.get("state_ram_mb") or 1024) * 1024 * 1024,
                 Path(state_dir) if state_dir else None,
                 disk_budget_bytes=int(msg.get("state_disk_mb") or 2048) * 1024 * 1024)
+        draft_note = None
+        if not embedding and msg.get("draft_path"):
+            # A draft model for speculative decoding, with the target's context, threads and
+            # GPU layers. One that cannot be used is a note in the result, never a failed load.
+            self.draft, draft_note = load_draft(
+                str(msg["draft_path"]), info, open_model, n_ctx=llm.n_ctx(),
+                n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
+                n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
+                n_gpu_layers=int(msg.get("n_gpu_layers") or 0))
+            if draft_note:
+                print(f"[worker] {draft_note}", flush=True)  # into the engine log
         emit("loaded", info={
             **info.summary(),
             "n_ctx": llm.n_ctx(),
@@ -370,11 +385,16 @@ class Runner:
             "load_s": time.perf_counter() - started,
             "embedding": embedding,
             "vision": self.vision is not None and not embedding,
+            **({} if embedding else {
+                "draft_model": self.draft.name if self.draft else None,
+                "draft_path": str(msg["draft_path"]) if self.draft else None,
+                "draft_note": draft_note}),
         })
 
     def op_unload(self, msg: dict[str, Any], emit: Emit) -> None:
         self._drop_vision()
         self.sampler.release()
+        self.draft = None
         self.llm = None
         self.embedder = None
         self.states = None
@@ -559,7 +579,9 @@ class Runner:
         # document answers start with long drafts (decode_loop.py).
         stream = TokenStream(llm.ctx, vocab, sampler, self.cache_tokens,
                              speculate=bool(params.get("speculative", True)),
-                             eager=bool(params.get("documents")))
+                             eager=bool(params.get("documents")),
+                             # The loaded draft model drafts too, unless this request says not.
+                             drafter=self.draft if params.get("use_draft", True) else None)
         # Reasoning models: thinking and answer are split here, so every client gets them apart.
         split = _Split(params.get("reasoning_format"), parts)
         try:
@@ -615,7 +637,9 @@ class Runner:
             # Token ids of a reply cut at a stop string no longer match its text: not reusable.
             self._remember_reply(text, generated)
         finished = time.perf_counter()
-        gen_s = finished - (first_token_at or finished)
+        # From the first token to the last one sampled, as llama-server times its replies
+        # (server-common.h: n_gen_tps): what follows the loop is not generation.
+        gen_s = (stamps[-1] if stamps else finished) - (first_token_at or finished)
         if len(self.cache_tokens) >= LONG_HISTORY_TOKENS:
             self.save_state()  # before `done`: once a client sees it, the state is on disk
         emit("done",

@@ -85,6 +85,12 @@ class DraftPolicy:
             return 0
         return self.length
 
+    def unsure(self) -> None:
+        """A draft model was asked and proposed nothing (its top token was unlikely): that
+        cost a draft-model decode for nothing, so back off as after a draft that did not pay."""
+        self.misses += 1
+        self.cooldown = min(64, 2 ** self.misses)
+
     def record(self, drafted: int, accepted: int, paid: bool) -> None:
         """One verify step: `paid` says the batch produced more tokens than its cost."""
         self.drafted += drafted

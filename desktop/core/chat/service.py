@@ -32,6 +32,7 @@ from desktop.core.engine import kv_states
 from desktop.core.engine.client import Generation, LoadOptions
 from desktop.core.engine.remote import RemoteEngine, RemoteGeneration, engine_for, is_remote_ref
 from desktop.core.errors import EngineError, HearthError, ModelFileError, TemplateRefused
+from desktop.core.models.draft_pairing import draft_for_library
 from desktop.core.models.fit import detect_memory, gpu_layer_plan, too_large_warning
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.core.settings import SAMPLING_DEFAULTS
@@ -57,6 +58,7 @@ class ModelState:
     # A model on a remote server (core/engine/remote.py): it renders its own template, so
     # the prompt goes out as messages, and its chats are marked as leaving this machine.
     remote: RemoteEngine | None = None
+    draft_path: str | None = None  # the draft model asked for (loaded["draft_model"]: used)
 
     @property
     def n_ctx(self) -> int:
@@ -111,9 +113,11 @@ class ChatService:
         own = entry.settings if entry else {}  # per-model defaults beat app defaults
         n_ctx = int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096)
         mmproj = vision.projector_for(path, own)  # a vision model's projector, if paired
+        draft = self._draft_model(path, own)
         current = self.model
         if (current and current.path == path and self.ctx.engine.loaded
                 and bool(current.loaded.get("vision")) == bool(mmproj)
+                and current.draft_path == draft
                 and current.loaded.get("n_ctx") == min(n_ctx,
                                                        current.info.context_length or n_ctx)):
             return current  # already loaded as asked: no header read, no memory probe
@@ -135,6 +139,7 @@ class ChatService:
             state_ram_mb=int(settings.get("kv_states_ram_mb") or 1024),
             state_disk_mb=int(settings.get("kv_states_disk_mb") or 2048),
             mmproj=mmproj,
+            draft_path=draft,
         )
         ids = {v: k for k, v in info.special_tokens.items()}
         tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),
@@ -146,13 +151,27 @@ class ChatService:
         if not loaded.get("gpu_offload_supported") and options.n_gpu_layers:
             plan = "this llama.cpp build is CPU-only (see the README for GPU builds): CPU"
         too_large = too_large_warning(info, n_ctx, memory)
+        # A draft model the worker refused (another vocabulary, unreadable) is said once here.
+        draft_note = loaded.get("draft_note")
         self.model = ModelState(path, info, fmt, loaded, plan,
-                                " ".join(n for n in (note, too_large) if n) or None)
+                                " ".join(n for n in (note, too_large, draft_note) if n) or None,
+                                draft_path=draft)
         if self.ctx.library.find(path) is None:
             self.ctx.library.add(path)
         self.ctx.library.mark_used(path)
         settings.set("last_model", path)
         return self.model
+
+    def _draft_model(self, path: str, own: dict[str, Any]) -> str | None:
+        """The draft model to load beside `path` (speculative decoding): its `draft_model`
+        setting ("auto", "off" or a file), else the app's, "auto" by default; none where the
+        model's drafting is off altogether."""
+        settings = self.ctx.settings
+        speculative = own.get("speculative", settings.get("sampling", {}).get("speculative", True))
+        if speculative is False:
+            return None
+        return draft_for_library(self.ctx.library, path,
+                                 own.get("draft_model", settings.get("draft_model", "auto")))
 
     def use_remote(self, ref: str, api_key: str | None = None) -> ModelState:
         """Chat with a model on a remote server (`remote:MODEL@URL`): nothing is loaded here

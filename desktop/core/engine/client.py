@@ -46,6 +46,9 @@ class LoadOptions:
     state_ram_mb: int = 1024
     state_disk_mb: int = 2048  # saved chat states on disk, least recently used evicted
     mmproj: str | None = None  # a vision model's projector, loaded beside it (libmtmd)
+    # A draft model for speculative decoding (core/models/draft_pairing.py chooses it); the
+    # worker checks its vocabulary and loads without it, with a note, when it cannot be used.
+    draft_path: str | None = None
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -1,7 +1,8 @@
 """The JSON-lines protocol between the engine client and the worker process (DESIGN section 2).
 
 Requests (client -> worker), each with an integer "id":
-  load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding}
+  load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding, mmproj?,
+        draft_path?}  (loaded info then says draft_model: its name or null, draft_note)
   generate {parts, params}   count {texts}   embed {texts}   cancel {target}
   unload {}   shutdown {}
 Events (worker -> client), each with the "id" of its request:

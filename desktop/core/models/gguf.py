@@ -81,6 +81,9 @@ class GGUFInfo:
     value_types: dict[str, int] = field(default_factory=dict)  # key -> GGUF value type id
     array_types: dict[str, int] = field(default_factory=dict)  # array key -> item type id
     special_tokens: dict[str, int] = field(default_factory=dict)
+    # Where the vocabulary's strings lie in the file (start, end byte): a draft model's
+    # vocabulary is compared by hashing these bytes (draft_pairing.vocab_fingerprint).
+    token_span: tuple[int, int] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
@@ -260,7 +263,7 @@ def _read_tokens(cur: _Cursor, count: int, info: GGUFInfo) -> None:
     Two equal tokens make llama.cpp abort (GGML_ASSERT on its token map), so they are
     refused here; empty ones it renames itself, so those pass."""
     buf, size = cur.buf, cur.size
-    pos = cur.pos
+    pos = start = cur.pos
     unpack = struct.unpack_from
     seen: set[bytes] = set()
     add = seen.add
@@ -279,6 +282,7 @@ def _read_tokens(cur: _Cursor, count: int, info: GGUFInfo) -> None:
         add(token)
         pos += length
     cur.pos = pos
+    info.token_span = (start, pos)
     if len(seen) != count:
         raise cur.fail("its vocabulary lists the same token twice")
 
