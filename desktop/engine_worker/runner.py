@@ -35,6 +35,7 @@ from desktop.engine_worker.decode_loop import (
     warm_up,
 )
 from desktop.engine_worker.draft_model import DraftModel, load_draft
+from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
@@ -244,7 +245,7 @@ class Decoder:
 class Runner:
     def __init__(self) -> None:
         self.llm: llama_cpp.Llama | None = None
-        self.embedder: llama_cpp.Llama | None = None
+        self.embedder: Embedder | None = None
         self.vision: Vision | None = None  # the projector of a vision model (multimodal.py)
         self.draft: DraftModel | None = None  # drafts for self.llm (draft_model.py), optional
         self.cache_tokens: list[int] = []  # exactly what the KV cache holds, position by position
@@ -309,6 +310,8 @@ class Runner:
         n_ctx = int(msg.get("n_ctx") or 4096)
         if info.context_length:
             n_ctx = min(n_ctx, info.context_length)
+        # Embedding: n_ctx bounds a passage; decodes pack passages up to PACK_TOKENS (embedder.py).
+        n_batch = PACK_TOKENS if embedding else int(msg.get("n_batch") or 512)
         threads = int(msg.get("n_threads") or physical_cores())
         started = time.perf_counter()
         if embedding:
@@ -333,9 +336,9 @@ class Runner:
             llm = open_model(
                 str(path),
                 on_progress=loading,
-                n_ctx=n_ctx,
-                n_batch=int(msg.get("n_batch") or 512),
-                n_ubatch=int(msg.get("n_batch") or 512),
+                n_ctx=max(n_ctx, n_batch) if embedding else n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_batch,
                 n_threads=threads,
                 n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
                 n_gpu_layers=int(msg.get("n_gpu_layers") or 0),
@@ -350,7 +353,7 @@ class Runner:
             raise ModelFileError(f"llama.cpp could not load {path.name}: {exc}",
                                  details=str(path)) from exc
         if embedding:
-            self.embedder = llm
+            self.embedder = Embedder(llm, n_ctx)
         else:
             warm_up(llm.ctx, llm.model)
             if msg.get("mmproj"):
@@ -663,8 +666,8 @@ class Runner:
         if self.embedder is None:
             raise EngineError("No embedding model is loaded.")
         texts = list(msg.get("texts") or [])
-        # truncate=False: llama-cpp-python would otherwise silently cut long inputs (DESIGN 8).
-        vectors = self.embedder.embed(texts, normalize=True, truncate=False) if texts else []
+        # A passage too long for the model is an error, never silently cut (DESIGN 8).
+        vectors = self.embedder.embed(texts)
         emit("embedded", vectors=vectors)
 
 
