@@ -6,9 +6,11 @@ chain works on. llama.cpp can instead run the chain's samplers as graph operatio
 (`llama_set_sampler`; greedy, top-k, top-p, min-p, temperature, penalties and dist all have
 backend versions) and return only the chosen token: `llama_sampler_sample` then reads it back
 (`llama_get_sampled_token_ith`) and skips the CPU chain. Measured on the test model, CPU, 1
-thread: sampling a token went from ~0.95 ms of CPU to ~0.08 ms, with the same tokens; on a
-GPU the logits copy is most of the per-token cost beyond the decode itself (DESIGN section 10).
-llama-server has the same switch (`--backend-sampling`), off by default.
+thread: sampling a token went from ~0.95 ms of CPU to ~0.08 ms, with the same tokens, but the
+graph's own sampling ops cost more than that on a CPU (offloadable()), so it is used where the
+output layer runs on a GPU, where the logits copy is most of the per-token cost beyond the
+decode itself (DESIGN section 4). llama-server has the same switch (`--backend-sampling`), off
+by default.
 
 Drafting (decode_loop.py) still works: a verify batch samples every drafted position in the
 graph, and llama.cpp's dist sampler draws "transactionally" there (a draw counts only once its
@@ -20,7 +22,8 @@ re-seeds it exactly as a new chain would be) and is swapped only when they chang
 
 Not offloaded: JSON-schema replies (llama.cpp's grammar sampler runs on the CPU only) and
 vision models (image chunks are decoded through libmtmd, not tried with a graph sampler).
-HEARTH_BACKEND_SAMPLING=off keeps every reply on the CPU chain (for comparisons).
+HEARTH_BACKEND_SAMPLING=off keeps every reply on the CPU chain, =on samples in the graph on a
+CPU too (for comparisons).
 """
 
 from __future__ import annotations
@@ -34,10 +37,16 @@ import llama_cpp
 SAMPLING_KEYS = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed")
 
 
-def offloadable(params: dict[str, Any], vision: bool) -> bool:
-    if os.environ.get("HEARTH_BACKEND_SAMPLING", "on") == "off":
+def offloadable(params: dict[str, Any], vision: bool, output_on_gpu: bool) -> bool:
+    """Whether this reply samples in the graph: only where the model's output layer runs on a
+    GPU. On the CPU the graph's own sampling ops (a padded copy of the logits row, argmax,
+    one thread) cost more than the CPU chain they replace: measured here, 1 thread, Gemma 3
+    270M, the decode grew by ~1.7 ms while sampling shrank by ~0.85 ms, same tokens.
+    HEARTH_BACKEND_SAMPLING=on/off overrides (for comparisons)."""
+    mode = os.environ.get("HEARTH_BACKEND_SAMPLING", "auto")
+    if mode == "off" or params.get("json_schema") is not None or vision:
         return False
-    return params.get("json_schema") is None and not vision
+    return mode == "on" or output_on_gpu
 
 
 class AttachedSampler:

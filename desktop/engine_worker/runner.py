@@ -260,6 +260,7 @@ class Runner:
         self.states: StateCache | None = None
         self._saved: tuple[str, int, int] | None = None  # what save_state() last wrote
         self.sampler = AttachedSampler()  # sampling inside the graph (backend_sampling.py)
+        self.output_on_gpu = False  # the loaded model's output layer is offloaded to a GPU
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -356,6 +357,10 @@ class Runner:
             self.embedder = Embedder(llm, n_ctx)
         else:
             warm_up(llm.ctx, llm.model)
+            # llama.cpp counts the output layer as one more than the blocks; -1 means all.
+            layers = int(msg.get("n_gpu_layers") or 0)
+            self.output_on_gpu = bool(llama_cpp.llama_supports_gpu_offload()) and (
+                layers < 0 or layers > llama_cpp.llama_model_n_layer(llm.model))
             if msg.get("mmproj"):
                 self.vision = Vision(llm, str(msg["mmproj"]), n_threads=threads,
                                      use_gpu=bool(msg.get("n_gpu_layers")))
@@ -558,7 +563,7 @@ class Runner:
         # Attached before the prompt is read, so its last token is sampled in the graph too.
         sampler, owned = self.sampler.acquire(
             llm.ctx, params, lambda: build_sampler(params, n_vocab, vocab),
-            offloadable(params, self.vision is not None))
+            offloadable(params, self.vision is not None, self.output_on_gpu))
         try:
             cached = self.prepare(prompt, reading)
         except BaseException:
