@@ -74,15 +74,24 @@ class PeerServer:
         raise HearthError("llama-server did not become ready in time.")
 
     def complete(self, prompt: str, n_predict: int, ignore_eos: bool = False,
-                 sampling: dict[str, Any] | None = None) -> tuple[float, dict[str, Any]]:
+                 sampling: dict[str, Any] | None = None, stream: bool = False
+                 ) -> tuple[float, dict[str, Any]]:
+        """One /completion request; with `stream`, read as a chat client does (server-sent
+        events, one per token) and return the last event, which carries the timings."""
         body = json.dumps({"prompt": prompt, "n_predict": n_predict, "temperature": 0,
                            "cache_prompt": True, "ignore_eos": ignore_eos,
-                           "stream": False, **(sampling or {})}).encode()
+                           "stream": stream, **(sampling or {})}).encode()
         request = urllib.request.Request(self.base + "/completion", data=body,
                                          headers={"Content-Type": "application/json"})
         started = time.perf_counter()
         with urllib.request.urlopen(request, timeout=600) as r:
-            result = json.loads(r.read())
+            if not stream:
+                result = json.loads(r.read())
+            else:
+                result = {}
+                for line in r:
+                    if line.startswith(b"data: "):
+                        result = json.loads(line[6:])
         return time.perf_counter() - started, result
 
     def stop(self) -> None:
@@ -256,6 +265,7 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
         g_plain: list[float] = []
         g_spec: list[float] = []
         g_peer: list[float] = []
+        g_stream: list[float] = []  # the server streaming its reply, as a chat client reads it
         # Tokens per CPU-second of each engine's whole process (all its threads) over the same
         # request: on a machine busy with other work, wall-clock speed says as much about the
         # other work as about the engine; the CPU each one spends per token does not.
@@ -264,8 +274,12 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
         worker = _Cpu(client.process.pid if client.process else None)
         server = _Cpu(peer.proc.pid)
         for i in range(args.repeats):
-            for side in (("h", "s", "p") if i % 2 == 0 else ("p", "s", "h")):
-                if side in "hs":
+            for side in (("h", "s", "p", "t") if i % 2 == 0 else ("t", "p", "s", "h")):
+                if side == "t":
+                    _, result = peer.complete(_text(story), args.gen_tokens, ignore_eos=True,
+                                              stream=True)
+                    g_stream.append(result["timings"]["predicted_per_second"])
+                elif side in "hs":
                     before = worker.seconds()
                     done = client.generate(story, {
                         **greedy, "max_tokens": args.gen_tokens, "ignore_eos": True,
@@ -282,6 +296,9 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
                                                                    1e-9))
         rows.append(_pair("generation tok/s", g_plain, g_peer,
                           f"{args.gen_tokens} greedy tokens, drafting off; target >= 1.0"))
+        rows.append(_pair("generation, server streams", g_plain, g_stream,
+                          "same, the server streaming its reply (stream: true), as a chat "
+                          "client reads it; Hearth always streams"))
         # Sampled (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, as Hearth's chat and
         # llama-server's defaults), drafting off on Hearth's side: the sampler chain's cost.
         sampled = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "seed": 7}
