@@ -9,8 +9,10 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from desktop.core.engine.client import EngineClient, LoadOptions
+from desktop.core.errors import EngineError
 
 WORDS = "river mill bridge ledger invoice keeper harbour lantern engine protocol budget".split()
 
@@ -71,6 +73,11 @@ def test_worker_vectors_are_raw_llama_cpp_vectors(tmp_path: Path, embed_model_pa
         ours = np.array(client.embed(texts), dtype=np.float32)
         alone = np.array(client.embed(texts[:1]), dtype=np.float32)  # a batch of one
         assert client.embed([]) == []
+        # Longer than the model's 512 tokens: one clear sentence, never a silently cut vector,
+        # and the worker keeps serving.
+        with pytest.raises(EngineError, match="longer than the embedding model's 512-token"):
+            client.embed(["word " * 700])
+        assert len(client.embed(["still serving"])) == 1
     finally:
         client.shutdown()
     raw = _raw_vectors(embed_model_path, texts)
