@@ -145,7 +145,8 @@ def embed_reference(path: str, texts: list[str], batch: int, repeats: int,
                     n_threads: int | None = None) -> float:
     """llama-cpp-python's own Llama.embed over the same texts in-process: seconds, median of
     `repeats` (the raw llama.cpp ceiling is bench --peer-embedding's llama-embedding)."""
-    threads = {"n_threads": n_threads, "n_threads_batch": n_threads} if n_threads else {}
+    threads: dict[str, Any] = ({"n_threads": n_threads, "n_threads_batch": n_threads}
+                               if n_threads else {})
     with _quiet_stderr():
         llm = open_model(path, embedding=True, n_ctx=512, n_batch=512, n_ubatch=512,
                          verbose=False, **threads)
