@@ -85,6 +85,9 @@ class ModelControl(QObject):
         loaded = model is not None and model.path == entry.path and w.ctx.engine.loaded
         if loaded and model:
             notes.append(f"Loaded, context {model.n_ctx}: {model.gpu_plan}.")
+            if model.loaded.get("draft_model"):
+                # Paired automatically (or chosen in the model's defaults): say which.
+                notes.append(f"Drafts with {model.loaded['draft_model']}.")
             if model.warning:
                 notes.append(model.warning)  # where the model status shows, not in a log
         else:

@@ -130,3 +130,15 @@ def test_a_models_own_defaults_turn_drafting_off_and_keep_the_draft_model_choice
 
     _edit_defaults(installed, turn_on)
     assert window.ctx.library.find(gemma_path).settings == {}
+
+
+def test_the_model_status_names_the_draft_model(
+        qtbot, open_window, data_dir: Path, gemma_path: Path) -> None:  # noqa: ANN001, F811
+    # A draft model chosen by path (any same-vocabulary file; here the model itself) loads
+    # beside it, and the window says which model drafts.
+    prepare(data_dir, gemma_path, max_tokens=8, draft_model=str(gemma_path))
+    window = open_window(data_dir)
+    _reply(qtbot, window, "Hello")
+    # The line is elided to the window's width; its tooltip holds it whole.
+    qtbot.waitUntil(lambda: f"Drafts with {gemma_path.name}." in window.model_status.toolTip(),
+                    timeout=60_000)
