@@ -67,13 +67,12 @@ TYPES: dict[str, tuple[type, ...]] = {
     "doc_chunk_overlap": (int,),
     "api_server_enabled": (bool,), "api_server_host": (str,), "api_server_port": (int,),
     "api_server_allow_origin": (str,),
-    # Speculative decoding's draft model (core/models/draft_pairing.py): "auto", "off" or a
-    # GGUF path; a model's own setting of the same name comes first.
-    "draft_model": (str,),
 }
 SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": _NUMBER, "top_p": _NUMBER, "top_k": (int,), "min_p": _NUMBER,
     "repeat_penalty": _NUMBER, "max_tokens": (int,), "seed": _OPTIONAL_INT,
+    # Speculative decoding's draft model (core/models/draft_pairing.py): "auto", "off" or a
+    # GGUF path; a model's own setting of the same name comes first.
     "speculative": (bool,), "draft_model": (str,),
 }
 

@@ -98,7 +98,7 @@ def test_off_and_an_explicit_path_are_honoured(ctx: AppContext, tmp_path: Path) 
     # Drafting turned off for the model: no draft model is loaded either.
     assert service._draft_model(str(target), {"speculative": False}) is None
     # The app-wide setting applies where the model has none of its own.
-    ctx.settings.set("draft_model", "off")
+    ctx.settings.set("sampling", {**ctx.settings.get("sampling"), "draft_model": "off"})
     assert service._draft_model(str(target), {}) is None
     assert service._draft_model(str(target), {"draft_model": "auto"}) == str(small)
     # Pure pairing, without a library: a path is passed on as given (the worker checks it).

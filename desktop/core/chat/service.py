@@ -170,7 +170,7 @@ class ChatService:
         speculative = own.get("speculative", settings.get("sampling", {}).get("speculative", True))
         if speculative is False:
             return None
-        app = settings.get("sampling", {}).get("draft_model", settings.get("draft_model", "auto"))
+        app = settings.get("sampling", {}).get("draft_model", "auto")
         return draft_for_library(self.ctx.library, path, own.get("draft_model", app))
 
     def use_remote(self, ref: str, api_key: str | None = None) -> ModelState:
