@@ -1,15 +1,16 @@
 """The worker's embedder: passages packed into llama_decode batches sized for this machine.
 
 llama-cpp-python's `Llama.embed` packs passages up to the context's one n_batch. For an encoder
-(BERT: all-MiniLM, nomic-embed) every token of a batch is masked against every other, so the
-best number of passages per decode depends on the machine, measured against llama.cpp's own
-`llama-embedding` over the index bench's passages (bench --index --peer-embedding): on one
-free core one passage per decode is the fastest (n_ubatch 256 vs 512 vs 2048: 10.4, 9.1, 7.5
-passages/s), while with 2 threads on a busy machine every decode waits at each of its ~200
-thread barriers and the largest batches win (2048 vs 512: 4.7 vs 2.8). So the context holds up
-to PACKS[-1] tokens and each decode takes one of PACKS: each pack is tried once, then the
-cheapest per token is used and the others are re-measured now and then (spaced so that trying
-a worse one costs at most ~5% of the time), following the machine's load as it changes.
+(BERT: all-MiniLM, nomic-embed) every token of a batch is masked against every other, and on a
+busy machine every decode waits at each of its ~200 thread barriers, so the best batch depends
+on the machine and its load. Measured against llama.cpp's own `llama-embedding` on the index
+bench's passages (bench --index --peer-embedding; passages/s at n_ubatch 256 (one passage a
+decode), 512, 1024, 2048): 1 thread 12.9, 13.7, 12.6, 10.9; 2 threads, lightly loaded 7.2,
+21.9, 22.8, 16.8; 2 threads, loaded 1.7, 2.8, 4.3, 4.7. So the context holds up to PACKS[-1]
+tokens and each decode takes one of PACKS (one passage a decode never wins by much and loses
+3x with 2 threads): each pack is tried once, then the cheapest per token is used and the others
+are re-measured now and then, spaced so that trying a worse one costs a few percent at most,
+following the machine's load as it changes.
 
 The vectors are llama.cpp's: pooled by the model's own pooling (llama_get_embeddings_seq) and
 L2-normalized, as `Llama.embed(normalize=True)` gives them (tests/engine/test_embeddings.py).
@@ -26,9 +27,9 @@ import numpy as np
 
 from desktop.core.errors import EngineError
 
-PACKS = (0, 512, 1024, 2048)  # tokens per decode; 0: one passage per decode
+PACKS = (512, 1024, 2048)  # most tokens per decode; 0 would mean one passage per decode
 PACK_TOKENS = PACKS[-1]  # the context's n_ctx = n_batch = n_ubatch (an encoder needs ubatch >= batch)
-DEFAULT_PACK = 512  # until measured: the shape Hearth used before
+DEFAULT_PACK = 1024  # until measured
 EXPLORE_SPACING = 20.0  # a re-measuring decode waits 20x its own last duration since the last
 MOVING = 0.3  # weight of a new measurement in a pack's seconds per token
 
