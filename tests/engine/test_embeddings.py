@@ -86,3 +86,33 @@ def test_worker_vectors_are_raw_llama_cpp_vectors(tmp_path: Path, embed_model_pa
     cosine = np.sum(ours * raw, axis=1) / np.linalg.norm(ours, axis=1)
     assert cosine.min() > 1 - 1e-4, cosine
     assert float(alone[0] @ raw[0]) > 1 - 1e-4
+
+
+def test_every_pack_gives_the_same_vectors(embed_model_path: Path) -> None:
+    """Whichever batch size the embedder settles on, each passage's vector is the same."""
+    from desktop.engine_worker.embedder import PACK_TOKENS, PACKS, Embedder
+    from desktop.engine_worker.runner import open_model
+
+    texts = _passages() * 3  # ~2,000 tokens: several passages in each decode of every pack
+    llm = open_model(str(embed_model_path), embedding=True, n_ctx=PACK_TOKENS,
+                     n_batch=PACK_TOKENS, n_ubatch=PACK_TOKENS, n_threads=1, n_threads_batch=1,
+                     verbose=False)
+    embedder = Embedder(llm, 512)
+    raw = _raw_vectors(embed_model_path, texts[:len(_passages())])
+    raw = np.concatenate([raw] * 3)
+    decodes: list[int] = []  # passages in each decode
+    decode = embedder._decode
+
+    def counted(passages: list[list[int]], out: np.ndarray) -> None:
+        decodes.append(len(passages))
+        decode(passages, out)
+
+    embedder._decode = counted  # type: ignore[method-assign]
+    for pack in PACKS:
+        # All measured, this one the cheapest, none re-measured: every decode takes this pack.
+        embedder.cost = {p: 0.0 if p == pack else 1.0 for p in PACKS}
+        embedder._explore_s = float("inf")
+        decodes.clear()
+        ours = np.array(embedder.embed(texts), dtype=np.float32)
+        assert np.sum(ours * raw, axis=1).min() > 1 - 1e-4, pack
+        assert max(decodes) > 1 and sum(decodes) == len(texts)  # several to a decode
