@@ -123,9 +123,11 @@ def amx_kernels_compiled() -> bool:
 
 
 @contextmanager
-def model_params_override(**fields: Any) -> Iterator[None]:
-    """Set llama_model_params fields that llama_cpp.Llama() does not expose as arguments."""
-    original = llama_lib.llama_model_default_params
+def default_params_override(factory: str, **fields: Any) -> Iterator[None]:
+    """Set fields of the params struct that llama_cpp.Llama() gets from llama.cpp's `factory`
+    (llama_model_default_params, llama_context_default_params) but does not expose as
+    arguments."""
+    original = getattr(llama_lib, factory)
 
     def patched() -> Any:
         params = original()
@@ -133,29 +135,11 @@ def model_params_override(**fields: Any) -> Iterator[None]:
             setattr(params, name, value)
         return params
 
-    llama_lib.llama_model_default_params = patched
+    setattr(llama_lib, factory, patched)
     try:
         yield
     finally:
-        llama_lib.llama_model_default_params = original
-
-
-@contextmanager
-def context_params_override(**fields: Any) -> Iterator[None]:
-    """Set llama_context_params fields that llama_cpp.Llama() does not expose as arguments."""
-    original = llama_lib.llama_context_default_params
-
-    def patched() -> Any:
-        params = original()
-        for name, value in fields.items():
-            setattr(params, name, value)
-        return params
-
-    llama_lib.llama_context_default_params = patched
-    try:
-        yield
-    finally:
-        llama_lib.llama_context_default_params = original
+        setattr(llama_lib, factory, original)
 
 
 class _UnusedChatFormatter:
@@ -203,7 +187,8 @@ def open_model(path: str, on_progress: Callable[[float], None] | None = None,
     outputs = {} if kwargs.get("embedding") else {"n_outputs_max_per_seq": MAX_DRAFT + 1}
     if kwargs.get("verbose"):
         llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
-    with model_params_override(**overrides), context_params_override(**outputs), \
+    with default_params_override("llama_model_default_params", **overrides), \
+            default_params_override("llama_context_default_params", **outputs), \
             binding_templates_off(), flash_attention_auto():
         return llama_cpp.Llama(model_path=path, **kwargs)
 
