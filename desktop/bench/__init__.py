@@ -30,6 +30,14 @@ FILLER = ("The old lighthouse keeper wrote in his log every evening: the weather
           "door. ")
 
 
+def chat_format(model: str) -> Any:
+    """The chat format the app would use for `model` (its template, or the built-in one)."""
+    info = read_gguf(model)
+    ids = {v: k for k, v in info.special_tokens.items()}
+    return choose_format(info.architecture, info.special_tokens, info.chat_template,
+                         bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
+
+
 def _physical_cores() -> int:
     import psutil
 
@@ -302,10 +310,7 @@ def _bench_model(args: argparse.Namespace, data_dir: Path) -> str:
 def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
                  report: dict[str, Any]) -> list[Row]:
     model = _bench_model(args, data_dir)
-    info = read_gguf(model)
-    ids = {v: k for k, v in info.special_tokens.items()}
-    fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
-                        bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
+    fmt = chat_format(model)
     threads = args.threads or _physical_cores()
     threads_batch = args.threads or os.cpu_count() or threads
     n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256, LONG_TOKENS + 256)

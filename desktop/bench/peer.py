@@ -24,11 +24,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from desktop.bench import _long_text, _physical_cores
-from desktop.core.chat.templates import choose_format, render_parts
+from desktop.bench import _long_text, _physical_cores, chat_format
+from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
-from desktop.core.models.gguf import read_gguf
 
 PREFILL_TOKENS = 1800
 READY_TIMEOUT_S = 300.0
@@ -214,10 +213,7 @@ def _llama_bench(binary: str, model: str, threads: int, repeats: int, gpu_layers
 def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[str, Any]:
     if not Path(args.peer_server).is_file():
         raise HearthError(f"No llama-server at {args.peer_server}.")
-    info = read_gguf(model)
-    ids = {v: k for k, v in info.special_tokens.items()}
-    fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
-                        bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
+    fmt = chat_format(model)
     threads = args.threads or _physical_cores()
     threads_batch = args.threads or os.cpu_count() or threads
     n_ctx = 4096

@@ -15,12 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from desktop.bench import _physical_cores
+from desktop.bench import _physical_cores, chat_format
 from desktop.bench.peer import _pair
-from desktop.core.chat.templates import choose_format, render_parts
+from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
-from desktop.core.models.gguf import read_gguf
 
 
 def _doc_prompts(fmt: Any, limit: int) -> list[list[dict[str, Any]]]:
@@ -30,6 +29,7 @@ def _doc_prompts(fmt: Any, limit: int) -> list[list[dict[str, Any]]]:
         from tests.doc_corpus import QUESTIONS, write_corpus
     except ImportError as exc:
         raise HearthError("bench --spec needs the source checkout (tests/doc_corpus.py).") from exc
+    from desktop.core.chat.service import excerpts_turn
     from desktop.core.documents.index import DocumentIndex
     from desktop.core.documents.retrieve import search
     from desktop.core.store.db import Database
@@ -45,12 +45,7 @@ def _doc_prompts(fmt: Any, limit: int) -> list[list[dict[str, Any]]]:
             index.add_paths(collection, [folder])
             for question, _ in QUESTIONS[:limit]:
                 hits = search(db, question, [collection], k=6, mode="bm25")
-                blocks = "\n\n".join(f"[{n}] {hit.location()}\n{hit.text}"
-                                     for n, hit in enumerate(hits, start=1))
-                content = (f"Excerpts from my documents (cite them by number, like [1]):\n\n"
-                           f"{blocks}\n\nAnswer from the excerpts when they are relevant and "
-                           f"cite them. If they do not contain the answer, say so.\n\n"
-                           f"Question: {question}")
+                content = excerpts_turn(hits, question)
                 prompts.append(render_parts(fmt, [{"role": "user", "content": content}]))
         finally:
             db.close()
@@ -61,10 +56,7 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     """Document answers (greedy) with and without drafting, through the worker, interleaved;
     and chat prompts, greedy and sampled (where drafts rarely match, drafting must cost
     nothing)."""
-    info = read_gguf(model)
-    ids = {v: k for k, v in info.special_tokens.items()}
-    fmt = choose_format(info.architecture, info.special_tokens, info.chat_template,
-                        bos_token=ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""))
+    fmt = chat_format(model)
     threads = args.threads or _physical_cores()
     draft = getattr(args, "draft_model", None)
     options = LoadOptions(model, n_ctx=4096, n_threads=threads,

@@ -92,6 +92,16 @@ def drafting_stats(result: dict[str, Any], resume: Message | None = None,
     return json.dumps(out)
 
 
+def excerpts_turn(hits: list[Any], question: str) -> str:
+    """The user turn that carries retrieved passages: numbered, so the reply can cite them."""
+    blocks = "\n\n".join(f"[{n}] {hit.location()}\n{hit.text}"
+                          for n, hit in enumerate(hits, start=1))
+    return (f"Excerpts from my documents (cite them by number, like [1]):\n\n"
+            f"{blocks}\n\nAnswer from the excerpts when they are relevant and cite "
+            f"them. If they do not contain the answer, say so.\n\n"
+            f"Question: {question}")
+
+
 class ChatService:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -321,12 +331,7 @@ class ChatService:
             chosen.append(hit)
             used += cost
         if chosen:
-            blocks = "\n\n".join(f"[{n}] {hit.location()}\n{hit.text}"
-                                  for n, hit in enumerate(chosen, start=1))
-            context = (f"Excerpts from my documents (cite them by number, like [1]):\n\n"
-                       f"{blocks}\n\nAnswer from the excerpts when they are relevant and cite "
-                       f"them. If they do not contain the answer, say so.\n\n"
-                       f"Question: {user.content}")
+            context = excerpts_turn(chosen, user.content)
         else:
             context = ("No passage in my attached documents matched this question; say so if "
                        f"you cannot answer without them.\n\nQuestion: {user.content}")
