@@ -94,6 +94,14 @@ def build_sampler(params: dict[str, Any], n_vocab: int, vocab: Any = None) -> ct
     return chain
 
 
+def plain_greedy(params: dict[str, Any]) -> bool:
+    """Whether build_sampler makes a chain of greedy alone (no penalties, no grammar): then the
+    decode loop may take the argmax itself (decode_loop.TokenStream, greedy=True)."""
+    return (float(params.get("temperature", 0.8)) <= 0
+            and float(params.get("repeat_penalty", 1.0)) == 1.0
+            and params.get("json_schema") is None)
+
+
 def json_schema_sampler(vocab: Any, schema: Any) -> ctypes.c_void_p:
     """A grammar sampler that lets the model write only JSON matching `schema` (a dict)."""
     import json
@@ -577,7 +585,9 @@ class Runner:
                              speculate=bool(params.get("speculative", True)),
                              eager=bool(params.get("documents")),
                              # The loaded draft model drafts too, unless this request says not.
-                             drafter=self.draft if params.get("use_draft", True) else None)
+                             drafter=self.draft if params.get("use_draft", True) else None,
+                             # A chain attached to the graph (not owned) samples there instead.
+                             greedy=owned and plain_greedy(params))
         # Reasoning models: thinking and answer are split here, so every client gets them apart.
         split = _Split(params.get("reasoning_format"), parts)
         try:
