@@ -6,11 +6,11 @@ busy machine every decode waits at each of its ~200 thread barriers, so the best
 on the machine and its load. Measured against llama.cpp's own `llama-embedding` on the index
 bench's passages (bench --index --peer-embedding; passages/s at n_ubatch 256 (one passage a
 decode), 512, 1024, 2048): 1 thread 12.9, 13.7, 12.6, 10.9; 2 threads, lightly loaded 7.2,
-21.9, 22.8, 16.8; 2 threads, loaded 1.7, 2.8, 4.3, 4.7. So the context holds up to PACKS[-1]
-tokens and each decode takes one of PACKS (and, on one thread only, one passage a decode):
-each is tried once, then the cheapest per token is used and the others are re-measured now
-and then, spaced so that trying a worse one costs a few percent at most, following the
-machine's load as it changes.
+21.9, 22.8, 16.8; 2 threads, loaded 1.7, 2.8, 4.3, 4.7; 2 threads, quiet 22.8, 21.7, 20.4,
+17.8. So the context holds up to PACKS[-1] tokens and each decode takes one of PACKS or holds
+one passage: each is tried once, then the cheapest per token is used and the others are
+re-measured now and then, spaced so that trying a worse one costs a few percent at most,
+following the machine's load as it changes.
 
 The vectors are llama.cpp's: pooled by the model's own pooling (llama_get_embeddings_seq) and
 L2-normalized, as `Llama.embed(normalize=True)` gives them (tests/engine/test_embeddings.py).
@@ -47,10 +47,11 @@ class Embedder:
         self.pooled = llama_cpp.llama_pooling_type(self.ctx) not in (
             llama_cpp.LLAMA_POOLING_TYPE_NONE, llama_cpp.LLAMA_POOLING_TYPE_RANK)
         capacity = min(llama_cpp.llama_n_batch(self.ctx), llama_cpp.llama_n_ubatch(self.ctx))
-        # One passage a decode: only on one thread, where no decode waits at thread barriers
-        # (there it measured 1-8% ahead of 512 in three runs of four; with 2 threads, 3x behind).
-        alone = (0,) if llama_cpp.llama_n_threads_batch(self.ctx) == 1 else ()
-        self.packs = tuple(p for p in (*alone, *PACKS) if p <= capacity) or (0,)
+        # One passage a decode is a candidate too: on one thread it measured 1-8% ahead of
+        # 512 in three runs of four; with 2 threads it was 3x behind on a loaded machine and
+        # the best of all on a quiet one (22.8 passages/s against 21.7 at 512 and 17.8 at
+        # 2,048), so only measuring can tell.
+        self.packs = tuple(p for p in (0, *PACKS) if p <= capacity) or (0,)
         self.capacity = capacity
         self.max_seqs = max(1, int(llm.context_params.n_seq_max))
         # The batch's arrays are numpy's, filled a passage at a time, never token by token.

@@ -108,7 +108,7 @@ def test_every_pack_gives_the_same_vectors(embed_model_path: Path) -> None:
         decode(passages, out)
 
     embedder._decode = counted  # type: ignore[method-assign]
-    assert embedder.packs == (0, 512, 1024, 2048)  # one thread: one passage a decode too
+    assert embedder.packs == (0, 512, 1024, 2048)  # one passage a decode, or packed
     for pack in embedder.packs:
         # All measured, this one the cheapest, none re-measured: every decode takes this pack.
         embedder.cost = {p: 0.0 if p == pack else 1.0 for p in embedder.packs}
