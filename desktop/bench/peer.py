@@ -30,6 +30,7 @@ from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
 
 PREFILL_TOKENS = 1800
+DEEP_TOKENS = 64  # generated after the long history (generation deep in a chat)
 READY_TIMEOUT_S = 300.0
 
 
@@ -43,7 +44,8 @@ class PeerServer:
     """llama-server on a loopback port with the worker's model and shape."""
 
     def __init__(self, binary: str, model: str, *, n_ctx: int, threads: int,
-                 threads_batch: int, n_batch: int, log: Path, gpu_layers: int = 0) -> None:
+                 threads_batch: int, n_batch: int, log: Path, gpu_layers: int = 0,
+                 flash_attn: str = "auto") -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -54,7 +56,8 @@ class PeerServer:
         self.proc = subprocess.Popen(
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
              "-c", str(n_ctx), "-t", str(threads), "-tb", str(threads_batch),
-             "-b", str(n_batch), "-ub", str(n_batch), "-np", "1", "-ngl", str(gpu_layers)],
+             "-b", str(n_batch), "-ub", str(n_batch), "-np", "1", "-ngl", str(gpu_layers),
+             "-fa", flash_attn],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> float:
@@ -171,7 +174,8 @@ def _first_after_load(args: argparse.Namespace, model: str, options: LoadOptions
                         [str(completion), "-m", model, "-f", str(prompt_file), "-n", "1",
                          "-c", str(server_opts["n_ctx"]), "-t", str(server_opts["threads"]),
                          "-tb", str(server_opts["threads_batch"]), "-b", "512", "-ub", "512",
-                         "-ngl", str(server_opts["gpu_layers"]), "-no-cnv", "--temp", "0"],
+                         "-ngl", str(server_opts["gpu_layers"]), "-fa", server_opts["flash_attn"],
+                         "-no-cnv", "--temp", "0"],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL, check=True, timeout=600)
                     comp.append(time.perf_counter() - started)
@@ -220,16 +224,19 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     n_batch = 512
     log = log_dir / "bench-peer-engine.log"
     gpu_layers = int(getattr(args, "gpu_layers", 0) or 0)
+    flash = str(getattr(args, "flash_attn", "auto") or "auto")
     options = LoadOptions(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads_batch,
-                          n_batch=n_batch, n_gpu_layers=gpu_layers)
-    server_opts = {"n_ctx": n_ctx, "threads": threads, "threads_batch": threads_batch,
-                   "n_batch": n_batch, "gpu_layers": gpu_layers}
+                          n_batch=n_batch, n_gpu_layers=gpu_layers, flash_attn=flash)
+    server_opts: dict[str, Any] = {
+        "n_ctx": n_ctx, "threads": threads, "threads_batch": threads_batch,
+        "n_batch": n_batch, "gpu_layers": gpu_layers, "flash_attn": flash}
     user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
     greedy = {"temperature": 0, "stop": fmt.stop}
     rows: list[dict[str, Any]] = []
     report: dict[str, Any] = {"model": model, "threads": threads,
                               "threads_batch": threads_batch, "repeats": args.repeats,
-                              "peer_server": args.peer_server, "gpu_layers": gpu_layers}
+                              "peer_server": args.peer_server, "gpu_layers": gpu_layers,
+                              "flash_attn": flash}
     client = EngineClient(log)
     peer = PeerServer(args.peer_server, model, log=log_dir / "bench-peer-server.log",
                       **server_opts)
@@ -342,6 +349,26 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
         rows.append(_pair("follow-up TTFT s", f_ours, f_peer,
                           f"{cached[0]} (server: {cached[1]}) tokens from the cache; client "
                           "side, request to first token; target <= 1.0", lower_is_better=True))
+        # Generation deep in a chat: after the ~1,900-token history, where attention reads the
+        # whole KV cache for every token (flash attention's cost there depends on the model's
+        # head size and the device: --flash-attn).
+        d_ours, d_peer = [], []
+        for i in range(args.repeats):
+            turn = [*history, {"role": "assistant", "content": reply},
+                    {"role": "user", "content": f"Question {i}: tell me the story again."}]
+            parts = render_parts(fmt, turn)
+            for side in (("h", "p") if i % 2 == 0 else ("p", "h")):
+                if side == "h":
+                    done = client.generate(parts, {**greedy, "max_tokens": DEEP_TOKENS,
+                                                   "ignore_eos": True,
+                                                   "speculative": False}).wait()
+                    d_ours.append(done["tokens_per_s"])
+                else:
+                    _, result = peer.complete(_text(parts), DEEP_TOKENS, ignore_eos=True)
+                    d_peer.append(result["timings"]["predicted_per_second"])
+        rows.append(_pair("generation after history", d_ours, d_peer,
+                          f"{DEEP_TOKENS} greedy tokens after the ~{PREFILL_TOKENS}-token history, "
+                          "drafting off"))
     finally:
         client.shutdown()
         peer.stop()

@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --spec: add rows drafting with this small model")
     bench.add_argument("--gpu-layers", type=int, default=0, metavar="N",
                        help="layers offloaded to the GPU, on both sides (default 0: CPU)")
+    bench.add_argument("--flash-attn", choices=("auto", "on", "off"), default="auto",
+                       help="flash attention on both sides of --peer-server (default auto, "
+                            "as llama-server's)")
     for part in ("gen", "prefill", "followup", "switch", "resume", "long", "ui", "startup", "index",
                  "api"):
         bench.add_argument(f"--{part}", action="store_true", help=f"run only the {part} part(s)")

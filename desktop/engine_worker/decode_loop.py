@@ -15,7 +15,7 @@ standard acceptance rule for a deterministic draft (accept x with probability p(
 draw from p without x), so the distribution is unchanged.
 
 "The same" holds as far as llama.cpp gives a position the same logits in a batch as alone.
-With flash attention (on by default, see flash_attention_auto) it did in every test here;
+With flash attention (on by default, see flash_attention) it did in every test here;
 with flash attention off, llama.cpp's own single-token and batched decodes of one prompt
 disagreed at the 10th token of a reply (top-2 margin 0.14), so drafting follows the batched
 result there. A seed gives the same distribution but not always the same sampled reply, for
@@ -47,6 +47,7 @@ import llama_cpp
 import llama_cpp.llama_cpp as llama_lib
 import numpy as np
 
+from desktop.core.engine.protocol import FLASH_MODES
 from desktop.core.errors import EngineError
 from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
 
@@ -55,19 +56,24 @@ EMA = 0.2  # weight of the newest single-token decode time in its moving average
 
 
 @contextmanager
-def flash_attention_auto() -> Iterator[None]:
-    """Load with flash attention "auto", as llama.cpp's own tools do.
+def flash_attention(mode: str = "auto") -> Iterator[None]:
+    """Load with flash attention `mode`: "auto" (the default, as llama.cpp's own tools do),
+    "on" or "off" (a model's defaults, LoadOptions.flash_attn).
 
     llama_cpp.Llama only offers on and off (off unless asked); "on" fails where a backend
     lacks the kernels for a model's head size, "auto" lets llama.cpp decide per device. The
     binding sets LLAMA_FLASH_ATTN_TYPE_DISABLED for flash_attn=False, so while a model loads
-    that name stands for AUTO. Measured: prefill +13%, generation +5-15% on the test model
-    (README, Performance). HEARTH_FLASH_ATTN=off keeps it off (for comparisons)."""
-    if os.environ.get("HEARTH_FLASH_ATTN", "auto") == "off":
-        yield
-        return
+    that name stands for the type asked for. Measured: prefill +13%, generation +5-15% on the
+    test model (README, Performance), but on a CPU generation after a long prompt is far slower
+    with it for models of 64-wide heads (SmolLM2: 30 against 70 tokens/s at 1,024 tokens).
+    HEARTH_FLASH_ATTN=auto/on/off overrides every load (for comparisons)."""
+    override = os.environ.get("HEARTH_FLASH_ATTN", "")
+    mode = override if override in FLASH_MODES else mode
+    wanted = {"on": llama_lib.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+              "off": llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED}.get(
+        mode, llama_lib.LLAMA_FLASH_ATTN_TYPE_AUTO)
     original = llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
-    llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED = llama_lib.LLAMA_FLASH_ATTN_TYPE_AUTO
+    llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED = wanted
     try:
         yield
     finally:

@@ -31,7 +31,7 @@ from desktop.engine_worker.backend_sampling import AttachedSampler, offloadable
 from desktop.engine_worker.decode_loop import (
     MAX_DRAFT,
     TokenStream,
-    flash_attention_auto,
+    flash_attention,
     warm_up,
 )
 from desktop.engine_worker.draft_model import DraftModel, load_draft
@@ -179,9 +179,10 @@ def binding_templates_off() -> Iterator[None]:
 
 
 def open_model(path: str, on_progress: Callable[[float], None] | None = None,
-               **kwargs: Any) -> llama_cpp.Llama:
+               flash: str = "auto", **kwargs: Any) -> llama_cpp.Llama:
     """llama_cpp.Llama with Hearth's safe defaults (used by the worker and the bench reference).
-    `on_progress` hears llama.cpp's load progress (0 to 1), so a window can show it."""
+    `on_progress` hears llama.cpp's load progress (0 to 1), so a window can show it; `flash`
+    is the flash attention mode (decode_loop.flash_attention)."""
     overrides: dict[str, Any] = {"use_extra_bufts": False} if amx_kernels_compiled() else {}
     if on_progress is not None:
         def progress(value: float, _user: Any) -> bool:
@@ -197,7 +198,7 @@ def open_model(path: str, on_progress: Callable[[float], None] | None = None,
         llama_cpp.llama_log_set(_llama_log, ctypes.c_void_p(0))
     with default_params_override("llama_model_default_params", **overrides), \
             default_params_override("llama_context_default_params", **outputs), \
-            binding_templates_off(), flash_attention_auto():
+            binding_templates_off(), flash_attention(flash):
         return llama_cpp.Llama(model_path=path, **kwargs)
 
 
@@ -310,6 +311,7 @@ class Runner:
         # Embedding: n_ctx bounds a passage; decodes pack passages up to PACK_TOKENS (embedder.py).
         n_batch = PACK_TOKENS if embedding else int(msg.get("n_batch") or 512)
         threads = int(msg.get("n_threads") or physical_cores())
+        flash = str(msg.get("flash_attn") or "auto")
         started = time.perf_counter()
         if embedding:
             self.embedder = None
@@ -333,6 +335,7 @@ class Runner:
             llm = open_model(
                 str(path),
                 on_progress=loading,
+                flash=flash,
                 n_ctx=max(n_ctx, n_batch) if embedding else n_ctx,
                 n_batch=n_batch,
                 n_ubatch=n_batch,
@@ -374,7 +377,7 @@ class Runner:
             # A draft model for speculative decoding, with the target's context, threads and
             # GPU layers. One that cannot be used is a note in the result, never a failed load.
             self.draft, draft_note = load_draft(
-                str(msg["draft_path"]), info, open_model, n_ctx=llm.n_ctx(),
+                str(msg["draft_path"]), info, open_model, flash=flash, n_ctx=llm.n_ctx(),
                 n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
                 n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
                 n_gpu_layers=int(msg.get("n_gpu_layers") or 0))
@@ -384,6 +387,7 @@ class Runner:
             **info.summary(),
             "n_ctx": llm.n_ctx(),
             "n_threads": threads,
+            "flash_attn": flash,
             "n_gpu_layers": int(msg.get("n_gpu_layers") or 0),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "load_s": time.perf_counter() - started,

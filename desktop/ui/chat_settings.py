@@ -29,6 +29,8 @@ FIELDS: dict[str, tuple[str, str, float, float, float]] = {
 }
 # A model's draft model (per-model key `draft_model`): paired from the library, or none.
 DRAFT_MODELS = (("Automatic", "auto"), ("Off", "off"))
+# A model's flash attention (per-model key `flash_attn`, LoadOptions.flash_attn).
+FLASH_ATTN = (("Automatic", "auto"), ("On", "on"), ("Off", "off"))
 # gpt-oss's reasoning_effort; None leaves it to the template (gpt-oss: medium).
 EFFORTS = (("Model default", None), ("Low", "low"), ("Medium", "medium"), ("High", "high"))
 
@@ -72,6 +74,7 @@ class ChatSettingsDialog(QDialog):
             form.addRow(label, box)
         self.speculative: QCheckBox | None = None  # per-model fields only
         self.draft_model: QComboBox | None = None
+        self.flash_attn: QComboBox | None = None
         if model_fields:
             # Per-model load settings: context length and layers offloaded to the GPU.
             ctx_box = QSpinBox()
@@ -107,6 +110,17 @@ class ChatSettingsDialog(QDialog):
             at = self.draft_model.findData(sampling.get("draft_model", "auto"))
             self.draft_model.setCurrentIndex(max(at, 0))
             form.addRow("Draft model", self.draft_model)
+            self.flash_attn = QComboBox()
+            self.flash_attn.setAccessibleName("Flash attention")
+            self.flash_attn.setToolTip("Automatic: llama.cpp uses it wherever the device has "
+                                       "it. On a CPU, Off can make replies to long chats much "
+                                       "faster for some small models, and reading a long "
+                                       "prompt a little slower")
+            for label, value in FLASH_ATTN:
+                self.flash_attn.addItem(label, value)
+            at = self.flash_attn.findData(sampling.get("flash_attn", "auto"))
+            self.flash_attn.setCurrentIndex(max(at, 0))
+            form.addRow("Flash attention", self.flash_attn)
         controls = thinking or {}
         self.thinking: QCheckBox | None = None
         self.effort: QComboBox | None = None
@@ -141,6 +155,8 @@ class ChatSettingsDialog(QDialog):
             sampling["speculative"] = self.speculative.isChecked()
         if self.draft_model is not None:
             sampling["draft_model"] = self.draft_model.currentData()
+        if self.flash_attn is not None and self.flash_attn.currentData() != "auto":
+            sampling["flash_attn"] = self.flash_attn.currentData()  # "auto": no key at all
         if self.thinking is not None:
             sampling["thinking"] = self.thinking.isChecked()
         if self.effort is not None:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
-
 from desktop.core.settings import Settings
 from desktop.core.store.chats import Message
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.message_widget import DRAFTING_TIP
 from desktop.ui.models_installed import COLUMNS
 from desktop.ui.settings_dialog import SettingsDialog
-from tests.ui.window_fixtures import open_window, prepare  # noqa: F401 - the fixture
+from tests.ui.window_fixtures import (  # noqa: F401 - open_window is the fixture
+    edit_model_defaults,
+    open_window,
+    prepare,
+)
 
 FRUIT = ", ".join(["apple", "banana", "cherry", "date", "elderberry", "fig", "grape",
                    "honeydew"] * 3)
@@ -77,20 +78,6 @@ def test_drafting_stats_show_survive_a_restart_and_the_switch_turns_it_off(
     assert window.chat_view.widgets[-1].meta.toolTip() == ""
 
 
-def _edit_defaults(installed, change) -> None:  # noqa: ANN001
-    """Open "Defaults for this model…" (a modal dialog), let `change` set it, press OK."""
-    def act() -> None:
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, ChatSettingsDialog):
-            QTimer.singleShot(10, act)
-            return
-        change(dialog)
-        dialog.accept()
-
-    QTimer.singleShot(0, act)
-    installed.edit_defaults()
-
-
 def test_a_models_own_defaults_turn_drafting_off_and_keep_the_draft_model_choice(
         qtbot, open_window, data_dir: Path, gemma_path: Path) -> None:  # noqa: ANN001, F811
     prepare(data_dir, gemma_path, max_tokens=40)
@@ -111,12 +98,12 @@ def test_a_models_own_defaults_turn_drafting_off_and_keep_the_draft_model_choice
         dialog.speculative.setChecked(False)
         dialog.draft_model.setCurrentIndex(dialog.draft_model.findData("off"))
 
-    _edit_defaults(installed, turn_off)
+    edit_model_defaults(installed, turn_off)
     assert seen == [(True, "auto")]
     assert window.ctx.library.find(gemma_path).settings == {"speculative": False,
                                                            "draft_model": "off"}
     # Shown again as saved.
-    _edit_defaults(installed, lambda d: seen.append((d.speculative.isChecked(),
+    edit_model_defaults(installed, lambda d: seen.append((d.speculative.isChecked(),
                                                      d.draft_model.currentData())))
     assert seen[-1] == (False, "off")
     # At once: this model's next reply drafts nothing.
@@ -128,7 +115,7 @@ def test_a_models_own_defaults_turn_drafting_off_and_keep_the_draft_model_choice
         dialog.speculative.setChecked(True)
         dialog.draft_model.setCurrentIndex(dialog.draft_model.findData("auto"))
 
-    _edit_defaults(installed, turn_on)
+    edit_model_defaults(installed, turn_on)
     assert window.ctx.library.find(gemma_path).settings == {}
 
 

@@ -7,13 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QRect
+from PySide6.QtCore import QPoint, QRect, QTimer
 from PySide6.QtGui import QColor, QImage
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop.app import build_window, create_app
 from desktop.core.settings import Settings
 from desktop.ui import theme
+from desktop.ui.chat_settings import ChatSettingsDialog
 
 
 def prepare(data_dir: Path, model: Path | None, theme_mode: str | None = None,
@@ -48,6 +49,20 @@ def open_window(qtbot):  # noqa: ANN001, ANN201 - pytest-qt fixture
         window.ctx.close()
     theme.apply_theme("system")
     app.setStyleSheet(style)
+
+
+def edit_model_defaults(installed, change) -> None:  # noqa: ANN001
+    """Open "Defaults for this model…" (a modal dialog), let `change` set it, press OK."""
+    def act() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, ChatSettingsDialog):
+            QTimer.singleShot(10, act)  # the dialog is not open yet: look again
+            return
+        change(dialog)
+        dialog.accept()
+
+    QTimer.singleShot(0, act)
+    installed.edit_defaults()
 
 
 def region(window: QWidget, widget: QWidget) -> QRect:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from desktop.core.engine.client import flash_mode
 from desktop.core.errors import HearthError
 from desktop.core.settings import SAMPLING_DEFAULTS
 
@@ -126,13 +127,19 @@ def save_chat_settings(ctx: AppContext, conversation_id: int | None, system: str
 
 
 def wanted_load(ctx: AppContext, path: str) -> dict[str, Any]:
-    """The context length and GPU layers a model should be loaded with now: its own
-    defaults, else the app's (None layers: automatic)."""
+    """The context length, GPU layers and flash attention a model should be loaded with now:
+    its own defaults, else the app's (None layers: automatic; flash attention is per model)."""
     entry = ctx.library.find(path)
     own = entry.settings if entry else {}
     n_ctx = int(own.get("n_ctx") or ctx.settings.get("n_ctx") or 4096)
     layers = own.get("n_gpu_layers", ctx.settings.get("n_gpu_layers"))
-    return {"n_ctx": n_ctx, "n_gpu_layers": None if layers is None or layers < 0 else int(layers)}
+    return {"n_ctx": n_ctx, "n_gpu_layers": None if layers is None or layers < 0 else int(layers),
+            "flash_attn": flash_mode(own)}
+
+
+# How a reload names the flash attention it changed to ("Reloading X with flash attention off").
+FLASH_WORDS = {"auto": "automatic flash attention", "on": "flash attention on",
+               "off": "flash attention off"}
 
 
 def reload_reason(ctx: AppContext, model: ModelState | None,
@@ -151,6 +158,8 @@ def reload_reason(ctx: AppContext, model: ModelState | None,
         layers = want["n_gpu_layers"]
         changes.append("automatic GPU layers" if layers is None else
                        "CPU only" if layers == 0 else f"{layers} GPU layers")
+    if model.loaded.get("flash_attn", "auto") != want["flash_attn"]:
+        changes.append(FLASH_WORDS[want["flash_attn"]])
     return ", ".join(changes) or None
 
 

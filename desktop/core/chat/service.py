@@ -29,7 +29,7 @@ from desktop.core.chat.templates import (
 )
 from desktop.core.context import AppContext
 from desktop.core.engine import kv_states
-from desktop.core.engine.client import Generation, LoadOptions
+from desktop.core.engine.client import Generation, LoadOptions, flash_mode
 from desktop.core.engine.remote import RemoteEngine, RemoteGeneration, engine_for, is_remote_ref
 from desktop.core.errors import EngineError, HearthError, ModelFileError, TemplateRefused
 from desktop.core.models.draft_pairing import draft_for_library
@@ -124,10 +124,12 @@ class ChatService:
         n_ctx = int(n_ctx or own.get("n_ctx") or settings.get("n_ctx") or 4096)
         mmproj = vision.projector_for(path, own)  # a vision model's projector, if paired
         draft = self._draft_model(path, own)
+        flash = flash_mode(own)
         current = self.model
         if (current and current.path == path and self.ctx.engine.loaded
                 and bool(current.loaded.get("vision")) == bool(mmproj)
                 and current.draft_path == draft
+                and current.loaded.get("flash_attn", "auto") == flash
                 and current.loaded.get("n_ctx") == min(n_ctx,
                                                        current.info.context_length or n_ctx)):
             return current  # already loaded as asked: no header read, no memory probe
@@ -150,6 +152,7 @@ class ChatService:
             state_disk_mb=int(settings.get("kv_states_disk_mb") or 2048),
             mmproj=mmproj,
             draft_path=draft,
+            flash_attn=flash,
         )
         ids = {v: k for k, v in info.special_tokens.items()}
         tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),

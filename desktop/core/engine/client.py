@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.core.engine import protocol
+from desktop.core.engine.protocol import FLASH_MODES
 from desktop.core.errors import EngineCrashed, EngineError, HearthError, ModelFileError
 
 # A worker that ignores a cancel this long is killed and respawned. A worker decodes a batch
@@ -49,9 +50,20 @@ class LoadOptions:
     # A draft model for speculative decoding (core/models/draft_pairing.py chooses it); the
     # worker checks its vocabulary and loads without it, with a note, when it cannot be used.
     draft_path: str | None = None
+    # Flash attention: "auto" (llama.cpp decides per device, as its tools do), "on" or "off".
+    # On a CPU it is slower for some models' generation (README, Performance), so a model's
+    # defaults can turn it off.
+    flash_attn: str = "auto"
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def flash_mode(own: dict[str, Any]) -> str:
+    """A model's flash attention mode from its own settings (key `flash_attn`); anything
+    unknown (a hand-edited file) is "auto"."""
+    mode = own.get("flash_attn")
+    return mode if mode in FLASH_MODES else "auto"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Requests (client -> worker), each with an integer "id":
   load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding, mmproj?,
-        draft_path?}  (loaded info then says draft_model: its name or null, draft_note)
+        draft_path?, flash_attn? ("auto", "on", "off")}  (loaded info then says draft_model: its name or null, draft_note)
   generate {parts, params}   count {texts}   embed {texts}   cancel {target}
   unload {}   shutdown {}
 Events (worker -> client), each with the "id" of its request:
@@ -20,6 +20,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Flash attention modes a load may ask for (LoadOptions.flash_attn, engine_worker's
+# flash_attention): llama.cpp decides per device, always, never.
+FLASH_MODES = ("auto", "on", "off")
 REQUESTS = {"load", "generate", "count", "embed", "cancel", "unload", "shutdown", "state"}
 FINAL_EVENTS = {"loaded", "done", "counted", "embedded", "ok", "error"}
 
