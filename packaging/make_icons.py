@@ -31,6 +31,18 @@ def draw(size: int) -> Image.Image:
     return image.resize((size, size), Image.LANCZOS)
 
 
+def draw_check(size: int, color: tuple[int, int, int]) -> Image.Image:
+    """The tick of a checked box in the dark theme (desktop/ui/theme.py): Fusion draws it only
+    with the palette, which the dark sheet's own indicator colors replace."""
+    scale = 8
+    s = size * scale
+    image = Image.new("RGBA", (s, s), (0, 0, 0, 0))
+    d = ImageDraw.Draw(image)
+    points = [(s * 0.2, s * 0.52), (s * 0.42, s * 0.74), (s * 0.8, s * 0.28)]
+    d.line(points, fill=(*color, 255), width=int(s * 0.16), joint="curve")
+    return image.resize((size, size), Image.LANCZOS)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     images = {size: draw(size) for size in SIZES}
@@ -38,6 +50,8 @@ def main() -> None:
         image.save(OUT / f"hearth-{size}.png")
     images[256].save(OUT / "hearth.ico", sizes=[(s, s) for s in (16, 24, 32, 48, 64, 128, 256)])
     images[1024].save(OUT / "hearth.icns")
+    draw_check(13, (32, 33, 36)).save(OUT / "check-dark.png")
+    draw_check(26, (32, 33, 36)).save(OUT / "check-dark@2x.png")
 
 
 if __name__ == "__main__":

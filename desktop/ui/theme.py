@@ -10,6 +10,8 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from desktop.paths import resources_dir
+
 MIN_CONTRAST = 4.5
 THEMES = ("system", "light", "dark")
 
@@ -104,9 +106,15 @@ _DARK_MARK = "\n/* hearth dark theme */\n"
 _DARK_SHEET = """
 QCheckBox::indicator { width: 13px; height: 13px; border: 1px solid #9aa0a6;
                        border-radius: 3px; background: #2a2c30; }
-QCheckBox::indicator:checked { background: #8ab4f8; border-color: #8ab4f8; }
+QCheckBox::indicator:checked { background: #8ab4f8; border-color: #8ab4f8; image: url(%s); }
 QCheckBox::indicator:disabled { border-color: #5f6368; }
 """
+
+
+def _dark_sheet() -> str:
+    # A sheet that styles the indicator draws no tick of its own: the tick is an image
+    # (resources/icons/check-dark.png, with an @2x twin for high-DPI screens).
+    return _DARK_SHEET % (resources_dir() / "icons" / "check-dark.png").as_posix()
 
 
 def palette_for(mode: str) -> QPalette:
@@ -135,7 +143,7 @@ def apply_theme(mode: str, app: QApplication | None = None) -> None:
     app.setPalette(palette_for(mode))
     sheet = app.styleSheet().split(_DARK_MARK)[0]
     # Fusion draws check boxes with an outline darker than the window: invisible on dark.
-    app.setStyleSheet(sheet + (_DARK_MARK + _DARK_SHEET if mode == "dark" else ""))
+    app.setStyleSheet(sheet + (_DARK_MARK + _dark_sheet() if mode == "dark" else ""))
 
 
 def is_dark(palette: QPalette | None = None) -> bool:

@@ -139,3 +139,39 @@ def test_settings_show_saved_chat_states_and_clear_them(qtbot, data_dir: Path) -
         dialog.close()
     finally:
         window.close()
+
+
+def test_a_checked_box_shows_its_tick_in_the_dark_theme(qtbot) -> None:  # noqa: ANN001
+    """The dark sheet styles the indicator itself, so Fusion draws no tick there: the tick is
+    an image (resources/icons/check-dark.png). Drawn, a checked box holds dark tick pixels on
+    its light fill (20 here; 4 without the image, at its rounded corners)."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QCheckBox, QStyle, QStyleOptionButton
+
+    app = QApplication.instance()
+    theme.apply_theme("dark", app)
+    try:
+        boxes = []
+        for checked in (True, False):
+            box = QCheckBox("Speculative decoding")
+            box.setChecked(checked)
+            qtbot.addWidget(box)
+            box.show()
+            boxes.append(box)
+        qtbot.waitExposed(boxes[-1])
+
+        def dark_pixels(box: QCheckBox) -> int:
+            option = QStyleOptionButton()
+            box.initStyleOption(option)
+            rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+            image = box.grab(rect).toImage()
+            return sum(QColor(image.pixel(x, y)).lightness() < 80
+                       for x in range(image.width()) for y in range(image.height()))
+
+        # The unchecked box is drawn dark all over (#2a2c30): count only within the fill of a
+        # checked one, which is light (#8ab4f8) wherever the tick is not.
+        checked_dark = dark_pixels(boxes[0])
+        assert checked_dark >= 12, f"no tick drawn on the checked box ({checked_dark})"
+        assert checked_dark < dark_pixels(boxes[1]) // 2  # mostly the light fill around it
+    finally:
+        theme.apply_theme("light", app)
