@@ -80,6 +80,26 @@ def flash_attention(mode: str = "auto") -> Iterator[None]:
         llama_lib.LLAMA_FLASH_ATTN_TYPE_DISABLED = original
 
 
+CPU_FLASH_MAX_HEAD = 64  # on a CPU, "auto" turns flash attention off up to this head size
+
+
+def effective_flash(mode: str, head_size: int, kv_on_cpu: bool) -> str:
+    """The flash attention mode a load uses for `mode` (a model's setting).
+
+    "auto" is llama.cpp's choice, except where the KV cache stays on the CPU and the heads are
+    64 wide or narrower: there llama.cpp's CPU kernel reads the cache row by row per head
+    (and a batch of fewer than its tile of queries the same way), which made generation deep
+    in a chat and short follow-ups far slower than plain attention. Measured with llama-bench
+    and bench --peer-server --flash-attn off (README, Performance): SmolLM2 (64-wide heads)
+    generated 54 against 23 tok/s after an ~1,900-token history and answered a follow-up in
+    0.18 against 0.92 s, while reading a new long prompt 14% slower; a 64-wide synthetic model
+    lost 35% of its generation at 1,024 tokens with flash attention, a 128-wide one nothing,
+    and Gemma 3 (256 wide) gains from it everywhere. "on" and "off" are the user's."""
+    if mode == "auto" and kv_on_cpu and 0 < head_size <= CPU_FLASH_MAX_HEAD:
+        return "off"
+    return mode
+
+
 def warm_up(ctx: Any, model: Any) -> None:
     """One tiny decode right after load, then an empty cache, as llama.cpp's tools do: the
     first decode pages the weights in and starts the thread pool, which otherwise made the

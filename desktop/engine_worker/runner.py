@@ -31,6 +31,7 @@ from desktop.engine_worker.backend_sampling import AttachedSampler, offloadable
 from desktop.engine_worker.decode_loop import (
     MAX_DRAFT,
     TokenStream,
+    effective_flash,
     flash_attention,
     warm_up,
 )
@@ -312,6 +313,10 @@ class Runner:
         n_batch = PACK_TOKENS if embedding else int(msg.get("n_batch") or 512)
         threads = int(msg.get("n_threads") or physical_cores())
         flash = str(msg.get("flash_attn") or "auto")
+        # What "auto" means here: off for narrow heads where the KV cache is on the CPU.
+        layers = int(msg.get("n_gpu_layers") or 0)
+        kv_on_cpu = layers == 0 or not llama_cpp.llama_supports_gpu_offload()
+        used_flash = flash if embedding else effective_flash(flash, info.head_size, kv_on_cpu)
         started = time.perf_counter()
         if embedding:
             self.embedder = None
@@ -335,7 +340,7 @@ class Runner:
             llm = open_model(
                 str(path),
                 on_progress=loading,
-                flash=flash,
+                flash=used_flash,
                 n_ctx=max(n_ctx, n_batch) if embedding else n_ctx,
                 n_batch=n_batch,
                 n_ubatch=n_batch,
@@ -377,7 +382,7 @@ class Runner:
             # A draft model for speculative decoding, with the target's context, threads and
             # GPU layers. One that cannot be used is a note in the result, never a failed load.
             self.draft, draft_note = load_draft(
-                str(msg["draft_path"]), info, open_model, flash=flash, n_ctx=llm.n_ctx(),
+                str(msg["draft_path"]), info, open_model, flash=used_flash, n_ctx=llm.n_ctx(),
                 n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
                 n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
                 n_gpu_layers=int(msg.get("n_gpu_layers") or 0))
@@ -387,7 +392,8 @@ class Runner:
             **info.summary(),
             "n_ctx": llm.n_ctx(),
             "n_threads": threads,
-            "flash_attn": flash,
+            "flash_attn": flash,  # as asked (the model's setting)
+            "flash_attn_used": used_flash,  # what "auto" became for this model and device
             "n_gpu_layers": int(msg.get("n_gpu_layers") or 0),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "load_s": time.perf_counter() - started,

@@ -147,14 +147,20 @@ class GGUFInfo:
             "kv_bytes_per_token": self.kv_bytes_per_token(),
         }
 
+    @property
+    def head_size(self) -> int:
+        """Width of one attention head's keys (0 when the header does not say)."""
+        heads = _as_int(self.arch_value("attention.head_count")) or 0
+        embed = _as_int(self.arch_value("embedding_length")) or 0
+        return _as_int(self.arch_value("attention.key_length")) or (
+            embed // heads if heads else 0)
+
     def kv_bytes_per_token(self) -> int:
         """f16 K and V for one token across all layers (what the KV cache costs per token)."""
         # Per-layer lists (head counts that vary by layer) count at their largest.
         heads = _as_int(self.arch_value("attention.head_count")) or 0
         kv_heads = _as_int(self.arch_value("attention.head_count_kv")) or heads
-        embed = _as_int(self.arch_value("embedding_length")) or 0
-        key_len = _as_int(self.arch_value("attention.key_length")) or (
-            embed // heads if heads else 0)
+        key_len = self.head_size
         value_len = _as_int(self.arch_value("attention.value_length")) or key_len
         return int((self.block_count or 0) * kv_heads * (key_len + value_len) * 2)
 
