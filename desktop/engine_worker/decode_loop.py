@@ -141,7 +141,7 @@ class _Batch:
 class TokenStream:
     def __init__(self, ctx: Any, vocab: Any, sampler: Any, cache_tokens: list[int], *,
                  speculate: bool, eager: bool = False, drafter: Any = None,
-                 greedy: bool = False) -> None:
+                 greedy: bool = False, previous: DraftPolicy | None = None) -> None:
         self.ctx = ctx
         self.vocab = vocab
         self.sampler = sampler
@@ -153,7 +153,9 @@ class TokenStream:
         self.one = (llama_cpp.llama_token * 1)()
         self.single = llama_cpp.llama_batch_get_one(self.one, 1)
         self.index = NgramIndex(cache_tokens) if speculate else None
-        self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT) if speculate else None
+        # `previous`: the policy of the model's last chat reply (DraftPolicy.following).
+        self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT).following(
+            previous) if speculate else None
         self.batch = _Batch(MAX_DRAFT + 1) if speculate else None
         self.single_s = 0.0  # moving average of one token's decode
         self.decode_s = 0.0  # all decodes of this reply, single and batched
@@ -268,9 +270,10 @@ class TokenStream:
         self.cache.extend(draft[:accepted])
         self.queue.extend(chosen)
         self.in_kv = accepted
-        # It paid when it gave more tokens than single decodes would have in the same time.
-        paid = (accepted + 1) * self.single_s > spent if self.single_s else accepted > 0
-        self.policy.record(len(draft), accepted, paid)
+        # Its worth: the tokens it gave over what single decodes would have in the same time.
+        worth = ((accepted + 1) * self.single_s / spent if self.single_s and spent > 0
+                 else 2.0 if accepted else 0.5)
+        self.policy.record(len(draft), accepted, worth)
 
     def stats(self) -> dict[str, Any]:
         policy = self.policy

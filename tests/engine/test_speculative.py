@@ -110,13 +110,45 @@ def test_ngram_index_drafts_what_followed_the_longest_match() -> None:
 def test_draft_policy_grows_on_hits_and_backs_off_on_misses() -> None:
     policy = DraftPolicy(eager=False, max_draft=12)
     assert policy.want() == 4
-    policy.record(4, 4, paid=True)
+    policy.record(4, 4, worth=3.0)
     assert policy.want() == 6  # a fully accepted draft grows the next one
-    policy.record(6, 0, paid=False)
+    policy.record(6, 0, worth=0.4)
     # A draft that did not pay: the next is short, after a pause of 2 tokens.
     assert [policy.want() for _ in range(3)] == [0, 0, 1]
-    policy.record(1, 0, paid=False)
-    assert [policy.want() for _ in range(5)] == [0, 0, 0, 0, 1]  # then 4 tokens
-    policy.record(1, 1, paid=True)
-    assert policy.want() == 2 and policy.misses == 0
+    policy.record(1, 1, worth=2.0)
+    assert policy.want() == 2 and policy.misses == 0  # it paid, and pays on average
     assert DraftPolicy(eager=True, max_draft=12).want() == 12
+
+
+def test_draft_policy_pauses_while_drafting_does_not_pay_on_average() -> None:
+    policy = DraftPolicy(eager=False, max_draft=12)
+    policy.record(4, 0, worth=0.5)
+    # A draft that did not pay: the next is short, after a pause of 2 tokens.
+    assert [policy.want() for _ in range(3)] == [0, 0, 1]
+    policy.record(1, 0, worth=0.5)
+    assert [policy.want() for _ in range(5)] == [0, 0, 0, 0, 1]  # then 4 tokens
+    # A lucky step alone does not end the pauses while the average says drafting loses
+    # (SmolLM2's story: a 3-token batch costs two single tokens, 1 draft in 3 accepted).
+    policy.record(1, 1, worth=1.3)
+    assert policy.worth < 1.0 and policy.misses == 3
+    assert [policy.want() for _ in range(9)] == [0] * 8 + [2]
+    # Steps that pay bring the average back above 1: no more pauses.
+    policy.record(2, 2, worth=2.5)
+    policy.record(3, 3, worth=2.5)
+    assert policy.worth >= 1.0 and policy.misses == 0 and policy.want() > 0
+
+
+def test_the_next_chat_reply_starts_where_drafting_left_off() -> None:
+    losing = DraftPolicy(eager=False, max_draft=12)
+    for _ in range(3):
+        losing.record(2, 0, worth=0.5)
+    # The model's next chat reply starts paused (not paying to learn it again) ...
+    nxt = DraftPolicy(eager=False, max_draft=12).following(losing)
+    assert nxt.misses == 3 and nxt.want() == 0 and nxt.cooldown == 7
+    # ... a document answer starts fresh with long drafts, and so does a chat after drafting
+    # that paid, or after none at all.
+    assert DraftPolicy(eager=True, max_draft=12).following(losing).want() == 12
+    paying = DraftPolicy(eager=False, max_draft=12)
+    paying.record(4, 4, worth=3.0)
+    assert DraftPolicy(eager=False, max_draft=12).following(paying).want() == 4
+    assert DraftPolicy(eager=False, max_draft=12).following(None).want() == 4
