@@ -35,6 +35,18 @@ FLASH_ATTN = (("Automatic", "auto"), ("On", "on"), ("Off", "off"))
 EFFORTS = (("Model default", None), ("Low", "low"), ("Medium", "medium"), ("High", "high"))
 
 
+def _choices(name: str, items: tuple[tuple[str, Any], ...], value: Any,
+             tip: str = "") -> QComboBox:
+    """A combo box of (label, value) items showing `value` (the first item if it is not one)."""
+    box = QComboBox()
+    box.setAccessibleName(name)
+    box.setToolTip(tip)
+    for label, data in items:
+        box.addItem(label, data)
+    box.setCurrentIndex(max(box.findData(value), 0))
+    return box
+
+
 class ChatSettingsDialog(QDialog):
     def __init__(self, system_prompt: str, sampling: dict[str, Any],
                  parent: QWidget | None = None, model_fields: bool = False,
@@ -100,26 +112,15 @@ class ChatSettingsDialog(QDialog):
                                         "step: faster, and the reply stays exactly the same")
             self.speculative.setChecked(bool(sampling.get("speculative", True)))
             form.addRow("Drafting", self.speculative)
-            self.draft_model = QComboBox()
-            self.draft_model.setAccessibleName("Draft model")
-            self.draft_model.setToolTip("Automatic: a small model in your library with the "
-                                        "same vocabulary drafts for this one, where there is "
-                                        "one")
-            for label, value in DRAFT_MODELS:
-                self.draft_model.addItem(label, value)
-            at = self.draft_model.findData(sampling.get("draft_model", "auto"))
-            self.draft_model.setCurrentIndex(max(at, 0))
+            self.draft_model = _choices(
+                "Draft model", DRAFT_MODELS, sampling.get("draft_model", "auto"),
+                "Automatic: a small model in your library with the same vocabulary drafts for "
+                "this one, where there is one")
             form.addRow("Draft model", self.draft_model)
-            self.flash_attn = QComboBox()
-            self.flash_attn.setAccessibleName("Flash attention")
-            self.flash_attn.setToolTip("Automatic: llama.cpp uses it wherever the device has "
-                                       "it. On a CPU, Off can make replies to long chats much "
-                                       "faster for some small models, and reading a long "
-                                       "prompt a little slower")
-            for label, value in FLASH_ATTN:
-                self.flash_attn.addItem(label, value)
-            at = self.flash_attn.findData(sampling.get("flash_attn", "auto"))
-            self.flash_attn.setCurrentIndex(max(at, 0))
+            self.flash_attn = _choices(
+                "Flash attention", FLASH_ATTN, sampling.get("flash_attn", "auto"),
+                "Automatic: on wherever it is faster; on a CPU, off for models with narrow "
+                "attention heads, whose replies deep in a chat it slows down")
             form.addRow("Flash attention", self.flash_attn)
         controls = thinking or {}
         self.thinking: QCheckBox | None = None
@@ -132,12 +133,7 @@ class ChatSettingsDialog(QDialog):
             self.thinking.setChecked(bool(sampling.get("thinking", True)))
             form.addRow("Thinking", self.thinking)
         if controls.get("effort"):
-            self.effort = QComboBox()
-            self.effort.setAccessibleName("Reasoning effort")
-            for label, value in EFFORTS:
-                self.effort.addItem(label, value)
-            at = self.effort.findData(sampling.get("reasoning_effort"))
-            self.effort.setCurrentIndex(max(at, 0))
+            self.effort = _choices("Reasoning effort", EFFORTS, sampling.get("reasoning_effort"))
             form.addRow("Reasoning effort", self.effort)
         self.make_default = QCheckBox("Use these settings for new chats too")
         form.addRow(self.make_default)

@@ -11,12 +11,12 @@ from desktop.core.settings import Settings
 from desktop.core.store.chats import Message
 from desktop.ui.chat_settings import ChatSettingsDialog
 from desktop.ui.message_widget import DRAFTING_TIP
-from desktop.ui.models_installed import COLUMNS
 from desktop.ui.settings_dialog import SettingsDialog
 from tests.ui.window_fixtures import (  # noqa: F401 - open_window is the fixture
     edit_model_defaults,
     open_window,
     prepare,
+    select_installed,
 )
 
 FRUIT = ", ".join(["apple", "banana", "cherry", "date", "elderberry", "fig", "grape",
@@ -84,12 +84,7 @@ def test_a_models_own_defaults_turn_drafting_off_and_keep_the_draft_model_choice
     window = open_window(data_dir)
     assert _reply(qtbot, window, REPEAT).spec["drafted"] > 0  # on by default
 
-    window.open_models()
-    installed = window.models_page.installed
-    installed.refresh()
-    row = next(r for r in range(installed.table.rowCount())
-               if installed.table.item(r, COLUMNS["Path"]).text() == str(gemma_path))
-    installed.table.selectRow(row)
+    installed = select_installed(window, gemma_path)
     seen: list[tuple[bool, str]] = []
 
     def turn_off(dialog: ChatSettingsDialog) -> None:

@@ -8,11 +8,11 @@ import re
 from pathlib import Path
 
 from desktop.ui.chat_settings import ChatSettingsDialog
-from desktop.ui.models_installed import COLUMNS
 from tests.ui.window_fixtures import (  # noqa: F401 - open_window is the fixture
     edit_model_defaults,
     open_window,
     prepare,
+    select_installed,
 )
 
 
@@ -39,12 +39,7 @@ def test_a_models_flash_attention_choice_reloads_it_and_is_kept(
     assert window.service.model.loaded["flash_attn"] == "auto"
     assert _contexts(window)[-1] == "disabled"
 
-    window.open_models()
-    installed = window.models_page.installed
-    installed.refresh()
-    row = next(r for r in range(installed.table.rowCount())
-               if installed.table.item(r, COLUMNS["Path"]).text() == str(smollm_path))
-    installed.table.selectRow(row)
+    installed = select_installed(window, smollm_path)
     shown: list[str] = []
     edit_model_defaults(installed, lambda d: (shown.append(d.flash_attn.currentData()),
                                               _set(d, "on")))

@@ -51,6 +51,19 @@ def open_window(qtbot):  # noqa: ANN001, ANN201 - pytest-qt fixture
     app.setStyleSheet(style)
 
 
+def select_installed(window, path: Path):  # noqa: ANN001, ANN201
+    """Open Models → Installed and select the row of the model at `path`; the page."""
+    from desktop.ui.models_installed import COLUMNS
+
+    window.open_models()
+    installed = window.models_page.installed
+    installed.refresh()
+    row = next(r for r in range(installed.table.rowCount())
+               if installed.table.item(r, COLUMNS["Path"]).text() == str(path))
+    installed.table.selectRow(row)
+    return installed
+
+
 def edit_model_defaults(installed, change) -> None:  # noqa: ANN001
     """Open "Defaults for this model…" (a modal dialog), let `change` set it, press OK."""
     def act() -> None:
