@@ -350,7 +350,7 @@ class Runner:
                 n_ubatch=n_batch,
                 n_threads=threads,
                 n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
-                n_gpu_layers=int(msg.get("n_gpu_layers") or 0),
+                n_gpu_layers=layers,
                 embedding=embedding,
                 logits_all=False,
                 # Prefix reuse needs the full KV for sliding-window models (gemma): otherwise
@@ -366,12 +366,11 @@ class Runner:
         else:
             warm_up(llm.ctx, llm.model)
             # llama.cpp counts the output layer as one more than the blocks; -1 means all.
-            layers = int(msg.get("n_gpu_layers") or 0)
             self.output_on_gpu = bool(llama_cpp.llama_supports_gpu_offload()) and (
                 layers < 0 or layers > llama_cpp.llama_model_n_layer(llm.model))
             if msg.get("mmproj"):
                 self.vision = Vision(llm, str(msg["mmproj"]), n_threads=threads,
-                                     use_gpu=bool(msg.get("n_gpu_layers")))
+                                     use_gpu=bool(layers))
             self.llm = llm
             self.session = None
             state_dir = msg.get("state_dir")
@@ -389,7 +388,7 @@ class Runner:
                 str(msg["draft_path"]), info, open_model, flash=used_flash, n_ctx=llm.n_ctx(),
                 n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
                 n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
-                n_gpu_layers=int(msg.get("n_gpu_layers") or 0))
+                n_gpu_layers=layers)
             if draft_note:
                 print(f"[worker] {draft_note}", flush=True)  # into the engine log
         emit("loaded", info={
@@ -398,7 +397,7 @@ class Runner:
             "n_threads": threads,
             "flash_attn": flash,  # as asked (the model's setting)
             "flash_attn_used": used_flash,  # what "auto" became for this model and device
-            "n_gpu_layers": int(msg.get("n_gpu_layers") or 0),
+            "n_gpu_layers": layers,
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "load_s": time.perf_counter() - started,
             "embedding": embedding,
