@@ -141,7 +141,7 @@ class _Batch:
 class TokenStream:
     def __init__(self, ctx: Any, vocab: Any, sampler: Any, cache_tokens: list[int], *,
                  speculate: bool, eager: bool = False, drafter: Any = None,
-                 greedy: bool = False, previous: DraftPolicy | None = None) -> None:
+                 greedy: bool = False) -> None:
         self.ctx = ctx
         self.vocab = vocab
         self.sampler = sampler
@@ -153,9 +153,7 @@ class TokenStream:
         self.one = (llama_cpp.llama_token * 1)()
         self.single = llama_cpp.llama_batch_get_one(self.one, 1)
         self.index = NgramIndex(cache_tokens) if speculate else None
-        # `previous`: the policy of the model's last chat reply (DraftPolicy.following).
-        self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT).following(
-            previous) if speculate else None
+        self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT) if speculate else None
         self.batch = _Batch(MAX_DRAFT + 1) if speculate else None
         self.single_s = 0.0  # moving average of one token's decode
         self.decode_s = 0.0  # all decodes of this reply, single and batched

@@ -38,7 +38,6 @@ from desktop.engine_worker.decode_loop import (
 from desktop.engine_worker.draft_model import DraftModel, load_draft
 from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
 from desktop.engine_worker.multimodal import Vision, snap
-from desktop.engine_worker.speculative import DraftPolicy
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
 Emit = Callable[..., None]
@@ -260,8 +259,6 @@ class Runner:
         self._saved: tuple[str, int, int] | None = None  # what save_state() last wrote
         self.sampler = AttachedSampler()  # sampling inside the graph (backend_sampling.py)
         self.output_on_gpu = False  # the loaded model's output layer is offloaded to a GPU
-        # The drafting policy of the loaded model's last chat reply (DraftPolicy.following).
-        self.chat_policy: DraftPolicy | None = None
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -330,7 +327,6 @@ class Runner:
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
-            self.chat_policy = None  # what paid for the old model says nothing of the new
             self.part_tokens.clear()
         shown = [-1]
 
@@ -600,11 +596,8 @@ class Runner:
                              # The loaded draft model drafts too, unless this request says not.
                              drafter=self.draft if params.get("use_draft", True) else None,
                              # A chain attached to the graph (not owned) samples there instead.
-                             greedy=owned and plain_greedy(params),
-                             previous=self.chat_policy)
+                             greedy=owned and plain_greedy(params))
         # Reasoning models: thinking and answer are split here, so every client gets them apart.
-        if stream.policy is not None and not stream.policy.eager:
-            self.chat_policy = stream.policy  # updated in place as this reply drafts
         split = _Split(params.get("reasoning_format"), parts)
         try:
             while len(generated) < max_tokens:

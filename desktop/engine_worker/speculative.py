@@ -85,18 +85,6 @@ class DraftPolicy:
     def __post_init__(self) -> None:
         self.length = self.max_draft if self.eager else max(2, self.max_draft // 3)
 
-    def following(self, previous: DraftPolicy | None) -> DraftPolicy:
-        """This policy, starting where the model's previous chat reply left off: drafting that
-        did not pay there (the model, the machine and the kind of chat decide that, not the
-        reply) starts paused here, so every reply does not pay again to learn it. Document
-        answers (eager) start fresh: their passages are there to be drafted from."""
-        if self.eager or previous is None or previous.worth is None or previous.worth >= 1.0:
-            return self
-        self.worth, self.misses = previous.worth, previous.misses
-        self.length = previous.length
-        self.cooldown = min(64, 2 ** self.misses)
-        return self
-
     def want(self) -> int:
         """Draft length for the next step (0: decode one token, no draft)."""
         if self.cooldown > 0:

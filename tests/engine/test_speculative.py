@@ -137,18 +137,3 @@ def test_draft_policy_pauses_while_drafting_does_not_pay_on_average() -> None:
     policy.record(3, 3, worth=2.5)
     assert policy.worth >= 1.0 and policy.misses == 0 and policy.want() > 0
 
-
-def test_the_next_chat_reply_starts_where_drafting_left_off() -> None:
-    losing = DraftPolicy(eager=False, max_draft=12)
-    for _ in range(3):
-        losing.record(2, 0, worth=0.5)
-    # The model's next chat reply starts paused (not paying to learn it again) ...
-    nxt = DraftPolicy(eager=False, max_draft=12).following(losing)
-    assert nxt.misses == 3 and nxt.want() == 0 and nxt.cooldown == 7
-    # ... a document answer starts fresh with long drafts, and so does a chat after drafting
-    # that paid, or after none at all.
-    assert DraftPolicy(eager=True, max_draft=12).following(losing).want() == 12
-    paying = DraftPolicy(eager=False, max_draft=12)
-    paying.record(4, 4, worth=3.0)
-    assert DraftPolicy(eager=False, max_draft=12).following(paying).want() == 4
-    assert DraftPolicy(eager=False, max_draft=12).following(None).want() == 4
