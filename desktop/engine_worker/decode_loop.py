@@ -15,10 +15,10 @@ standard acceptance rule for a deterministic draft (accept x with probability p(
 draw from p without x), so the distribution is unchanged.
 
 "The same" holds as far as llama.cpp gives a position the same logits in a batch as alone.
-With flash attention (on by default, see flash_attention) it did in every test here;
-with flash attention off, llama.cpp's own single-token and batched decodes of one prompt
-disagreed at the 10th token of a reply (top-2 margin 0.14), so drafting follows the batched
-result there. A seed gives the same distribution but not always the same sampled reply, for
+With flash attention on it did in every test here (Gemma 3); with flash attention off (the
+default for 64-wide heads on a CPU, effective_flash), llama.cpp's own single-token and batched
+decodes of one prompt disagreed at the 10th token of a reply (top-2 margin 0.14), so drafting
+follows the batched result there. A seed gives the same distribution but not always the same sampled reply, for
 the same reason (last-bit differences move a draw across a boundary now and then).
 
 Greedy replies on the CPU chain skip the chain (`greedy=True`): llama.cpp's samplers first
