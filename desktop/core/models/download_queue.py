@@ -303,9 +303,10 @@ class DownloadQueue:
             try:
                 run_job(job, self.models_dir, self.library, self.token())
             except DownloadStopped as exc:
-                job.state.status = "cancelled" if "cancelled" in exc.message else "paused"
-                if job.state.status == "cancelled":
-                    self._remove_parts(job)
+                cancelled = "cancelled" in exc.message
+                if cancelled:
+                    self._remove_parts(job)  # before the status says so: "cancelled" is final
+                job.state.status = "cancelled" if cancelled else "paused"
             except Exception as exc:  # noqa: BLE001 - every failure is shown on the job
                 job.state.status = "failed"
                 job.state.error = error_text(exc)
