@@ -95,7 +95,7 @@ def test_every_pack_gives_the_same_vectors(embed_model_path: Path) -> None:
 
     texts = _passages() * 3  # ~2,000 tokens: several passages in each decode of every pack
     llm = open_model(str(embed_model_path), embedding=True, n_ctx=PACK_TOKENS,
-                     n_batch=PACK_TOKENS, n_ubatch=PACK_TOKENS, n_threads=1, n_threads_batch=1,
+                     n_batch=PACK_TOKENS, n_ubatch=PACK_TOKENS, n_threads=2, n_threads_batch=2,
                      verbose=False)
     embedder = Embedder(llm, 512)
     raw = _raw_vectors(embed_model_path, texts[:len(_passages())])

@@ -37,7 +37,11 @@ def gemma(gemma_path: Path):
     return llm
 
 
-def _reply(llm, prompt: str, *, greedy: bool, speculate: bool, n: int = 48) -> list[int]:
+HOT = {"temperature": 1.5, "seed": 3}  # a chain the own argmax must not consult
+
+
+def _reply(llm, prompt: str, *, greedy: bool, speculate: bool, n: int = 48,
+           chain_params: dict | None = None) -> list[int]:
     import llama_cpp
 
     from desktop.engine_worker.decode_loop import TokenStream
@@ -49,7 +53,8 @@ def _reply(llm, prompt: str, *, greedy: bool, speculate: bool, n: int = 48) -> l
     tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
     Decoder(ctx, llm.n_batch).decode(tokens)
     cache = list(tokens)
-    chain = build_sampler({"temperature": 0}, llama_cpp.llama_vocab_n_tokens(vocab), vocab)
+    chain = build_sampler(chain_params or {"temperature": 0},
+                          llama_cpp.llama_vocab_n_tokens(vocab), vocab)
     try:
         stream = TokenStream(ctx, vocab, chain, cache, speculate=speculate, eager=speculate,
                              greedy=greedy)
@@ -71,8 +76,15 @@ def _reply(llm, prompt: str, *, greedy: bool, speculate: bool, n: int = 48) -> l
 def test_own_argmax_picks_what_the_greedy_chain_picks(gemma, prompt: str,
                                                       speculate: bool) -> None:
     chain = _reply(gemma, prompt, greedy=False, speculate=speculate)
-    own = _reply(gemma, prompt, greedy=True, speculate=speculate)
+    # The own argmax is handed a hot sampling chain: were that chain consulted, the reply
+    # would be a sampled one (test_the_hot_chain_alone_samples_another_reply).
+    own = _reply(gemma, prompt, greedy=True, speculate=speculate, chain_params=HOT)
     assert own == chain
+
+
+def test_the_hot_chain_alone_samples_another_reply(gemma) -> None:
+    greedy = _reply(gemma, PROMPTS[0], greedy=False, speculate=False)
+    assert _reply(gemma, PROMPTS[0], greedy=False, speculate=False, chain_params=HOT) != greedy
 
 
 def test_plain_greedy_only_for_a_chain_of_greedy_alone() -> None:
