@@ -312,6 +312,7 @@ class Runner:
         # Embedding: n_ctx bounds a passage; decodes pack passages up to PACK_TOKENS (embedder.py).
         n_batch = PACK_TOKENS if embedding else int(msg.get("n_batch") or 512)
         threads = int(msg.get("n_threads") or physical_cores())
+        threads_batch = int(msg.get("n_threads_batch") or os.cpu_count() or threads)
         flash = str(msg.get("flash_attn") or "auto")
         # What "auto" means here: off for narrow heads where the KV cache is on the CPU.
         layers = int(msg.get("n_gpu_layers") or 0)
@@ -345,7 +346,7 @@ class Runner:
                 n_batch=n_batch,
                 n_ubatch=n_batch,
                 n_threads=threads,
-                n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
+                n_threads_batch=threads_batch,
                 n_gpu_layers=layers,
                 embedding=embedding,
                 logits_all=False,
@@ -383,7 +384,7 @@ class Runner:
             self.draft, draft_note = load_draft(
                 str(msg["draft_path"]), info, open_model, flash=used_flash, n_ctx=llm.n_ctx(),
                 n_batch=llm.n_batch, n_ubatch=llm.n_batch, n_threads=threads,
-                n_threads_batch=int(msg.get("n_threads_batch") or os.cpu_count() or threads),
+                n_threads_batch=threads_batch,
                 n_gpu_layers=layers)
             if draft_note:
                 print(f"[worker] {draft_note}", flush=True)  # into the engine log

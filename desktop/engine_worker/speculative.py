@@ -76,7 +76,7 @@ class DraftPolicy:
     max_draft: int = 12
     length: int = 0
     cooldown: int = 0  # tokens to go before drafting again
-    misses: int = 0  # consecutive verify steps with the moving worth below 1
+    misses: int = 0  # consecutive steps that did not pay, or paid with the average below 1
     worth: float | None = None  # moving average of the steps' worth (None: no step yet)
     drafted: int = 0
     accepted: int = 0

@@ -50,9 +50,9 @@ class LoadOptions:
     # A draft model for speculative decoding (core/models/draft_pairing.py chooses it); the
     # worker checks its vocabulary and loads without it, with a note, when it cannot be used.
     draft_path: str | None = None
-    # Flash attention: "auto" (llama.cpp decides per device, as its tools do), "on" or "off".
-    # On a CPU it is slower for some models' generation (README, Performance), so a model's
-    # defaults can turn it off.
+    # Flash attention: "auto", "on" or "off" (a model's defaults). "auto" is llama.cpp's own
+    # choice, except off for heads 64 wide or narrower with the KV cache on the CPU, where it
+    # slows generation deep in a chat (engine_worker decode_loop.effective_flash).
     flash_attn: str = "auto"
 
     def request(self) -> dict[str, Any]:

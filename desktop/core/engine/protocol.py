@@ -2,7 +2,8 @@
 
 Requests (client -> worker), each with an integer "id":
   load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding, mmproj?,
-        draft_path?, flash_attn? ("auto", "on", "off")}  (loaded info then says draft_model: its name or null, draft_note)
+        draft_path?, flash_attn? ("auto", "on", "off")}  (loaded info then says draft_model:
+        its name or null, draft_note; flash_attn as asked, flash_attn_used as loaded)
   generate {parts, params}   count {texts}   embed {texts}   cancel {target}
   unload {}   shutdown {}
 Events (worker -> client), each with the "id" of its request:
