@@ -37,6 +37,7 @@ from desktop.engine_worker.decode_loop import (
 )
 from desktop.engine_worker.draft_model import DraftModel, load_draft
 from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
+from desktop.engine_worker.flash_prefill import FlashPrefill, side_flash, suits
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 
@@ -259,6 +260,9 @@ class Runner:
         self._saved: tuple[str, int, int] | None = None  # what save_state() last wrote
         self.sampler = AttachedSampler()  # sampling inside the graph (backend_sampling.py)
         self.output_on_gpu = False  # the loaded model's output layer is offloaded to a GPU
+        # Reads long prompts with flash attention where Automatic turned it off (flash_prefill.py).
+        self.flash_prefill: FlashPrefill | None = None
+        self.prefill_side = False  # the last prompt was read that way (the reply's stats)
 
     # --- dispatch ----------------------------------------------------------------------
     def handle(self, message: dict[str, Any], emit: Emit) -> None:
@@ -325,6 +329,7 @@ class Runner:
             self._drop_vision()
             self.sampler.release()  # before its context goes
             self.draft = None  # freed before the new model loads, like the old target
+            self.flash_prefill = None
             self.llm = None
             self.cache_tokens = []
             self.replies.clear()
@@ -369,6 +374,8 @@ class Runner:
                 self.vision = Vision(llm, str(msg["mmproj"]), n_threads=threads,
                                      use_gpu=bool(layers))
             self.llm = llm
+            self.flash_prefill = FlashPrefill(llm.model, n_batch, threads, threads_batch) \
+                if side_flash(flash, used_flash) and suits(llm.model) else None
             self.session = None
             state_dir = msg.get("state_dir")
             self.states = StateCache(
@@ -409,6 +416,7 @@ class Runner:
         self._drop_vision()
         self.sampler.release()
         self.draft = None
+        self.flash_prefill = None
         self.llm = None
         self.embedder = None
         self.states = None
@@ -500,6 +508,22 @@ class Runner:
             llama_cpp.llama_memory_clear(mem, True)
             common = 0
         self.cache_tokens = self.cache_tokens[:common]
+        self.prefill_side = False
+        new = len(prompt) - common
+        if self.flash_prefill is not None and self.flash_prefill.worth(common, new) \
+                and all(t >= 0 for t in prompt[common:]):  # images go through Vision below
+
+            def decode(target: Any, tokens: list[int], before: int) -> None:
+                Decoder(target, llm.n_batch).decode(tokens, None if on_batch is None else (
+                    lambda done, _total: on_batch(before + done, new)))
+
+            held = self.flash_prefill.read(ctx, prompt, common, decode)
+            if held == len(prompt):
+                self.cache_tokens = list(prompt)
+                self.prefill_side = True
+                return common
+            common = min(common, held)  # nothing moved, or a refused state left nothing
+            self.cache_tokens = self.cache_tokens[:common]
         decoder = Decoder(ctx, llm.n_batch)
         if self.vision is not None and any(t < 0 for t in prompt[common:]):
             self.vision.decode(prompt[common:], common, lambda part: decoder.decode(part))
@@ -669,6 +693,7 @@ class Runner:
              tokens_per_s=(len(generated) - 1) / gen_s if len(generated) > 1 and gen_s > 0 else 0.0,
              text_length=len(text),
              state_restored=restored,
+             prefill_side_flash=self.prefill_side,
              **split.stats(),
              **stream.stats(),
              **quarter_rates(stamps),
