@@ -32,6 +32,7 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
+import psutil
 
 MIN_NEW_TOKENS = 512  # below llama.cpp's 512-query tile the side context gains nothing
 _MAGIC = 0xAF143CD8  # llama-context.cpp io_magic: the start of every sequence state
@@ -148,6 +149,8 @@ class FlashPrefill:
         not be taken and the caller reads the rest the plain way. `decode(ctx, tokens, done)`
         decodes tokens into a context, `done` new ones before them (for progress). An error or a
         cancel while reading leaves `ctx` as it was."""
+        if not self._room_for(len(prompt)):
+            return cached
         side = self._side_context(len(prompt))
         if side is None:
             return cached
@@ -173,6 +176,16 @@ class FlashPrefill:
         decode(ctx, prompt[-1:], len(prompt) - cached - 1)  # its logits come from ctx
         self.used += 1
         return len(prompt)
+
+    def _room_for(self, n_tokens: int) -> bool:
+        """Whether the side context's KV cache and the state in flight (each about the size of
+        the prompt's cache in f16) fit in the memory free now, with room to spare: a long
+        prompt on a big model must not push the machine into swap for a 12% gain."""
+        model = self.model
+        heads = max(1, llama_cpp.llama_model_n_head(model))
+        kv_width = llama_cpp.llama_model_n_embd(model) * llama_cpp.llama_model_n_head_kv(model)
+        per_token = 2 * 2 * kv_width // heads * llama_cpp.llama_model_n_layer(model)  # K+V, f16
+        return 3 * per_token * n_tokens < psutil.virtual_memory().available
 
     def _side_context(self, n_tokens: int) -> Any:
         params = llama_cpp.llama_context_default_params()

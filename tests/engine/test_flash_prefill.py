@@ -184,3 +184,12 @@ def test_ctypes_buffers_are_rewritten_in_place(smol) -> None:
     before = bytes(state)
     assert relayout_v(state, to_transposed=False)
     assert bytes(state) != before
+
+
+def test_a_side_context_is_made_only_where_memory_has_room_for_it(smol) -> None:
+    import psutil
+
+    prefill = FlashPrefill(smol.model, 512, 2, 2)
+    assert prefill._room_for(4096)  # SmolLM2: ~23 KB a token in f16
+    # A prompt whose cache would take three times the memory free now is read the plain way.
+    assert not prefill._room_for(psutil.virtual_memory().available // 23_040 + 1)
