@@ -92,7 +92,8 @@ def effective_flash(mode: str, head_size: int, kv_on_cpu: bool) -> str:
     in a chat and short follow-ups far slower than plain attention. Measured with llama-bench
     and bench --peer-server --flash-attn off (README, Performance): SmolLM2 (64-wide heads)
     generated 54 against 23 tok/s after an ~1,900-token history and answered a follow-up in
-    0.18 against 0.92 s, while reading a new long prompt 14% slower; a 64-wide synthetic model
+    0.18 against 0.92 s, while reading a new long prompt 14% slower (which the worker now reads
+    with flash attention anyway, in a side context: flash_prefill.py); a 64-wide synthetic model
     lost 35% of its generation at 1,024 tokens with flash attention, a 128-wide one nothing,
     and Gemma 3 (256 wide) gains from it everywhere. "on" and "off" are the user's."""
     if mode == "auto" and kv_on_cpu and 0 < head_size <= CPU_FLASH_MAX_HEAD:
