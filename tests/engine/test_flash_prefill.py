@@ -151,9 +151,19 @@ def test_the_worker_reads_a_long_prompt_in_the_side_context_and_reuses_it(
         assert not follow["prefill_side_flash"]
         assert follow["cached_tokens"] >= first["prompt_tokens"]
         assert follow["completion_tokens"] > 0
-        short = client.generate(render_parts(fmt, [{"role": "user", "content": "Hi"}]),
-                                {**params, "session": "b"}).wait()
+        # Another chat: a short start read the plain way, then a long document pasted into it.
+        # The cached start crosses to the side context and back (relayout_v both ways).
+        chat = [{"role": "system", "content": "You are a careful assistant. " * 12},
+                {"role": "user", "content": "Hi"}]
+        stream = client.generate(render_parts(fmt, chat), {**params, "session": "b"})
+        short = stream.wait()
         assert not short["prefill_side_flash"]
+        chat += [{"role": "assistant", "content": "".join(stream.text)},
+                 {"role": "user", "content": document + "\n\nSum this up."}]
+        pasted = client.generate(render_parts(fmt, chat), {**params, "session": "b"}).wait()
+        assert pasted["prefill_side_flash"]
+        assert pasted["cached_tokens"] >= short["prompt_tokens"] > 32
+        assert pasted["completion_tokens"] > 0
     finally:
         client.shutdown()
     log = (tmp_path / "engine.log").read_text(encoding="utf-8", errors="replace")
