@@ -38,7 +38,7 @@ MIN_NEW_TOKENS = 512  # below llama.cpp's 512-query tile the side context gains 
 _MAGIC = 0xAF143CD8  # llama-context.cpp io_magic: the start of every sequence state
 # V element types that can be transposed element by element: f32, f16, bf16 (ggml type ids).
 _ELEMENT: dict[int, np.dtype[Any]] = {0: np.dtype("<u4"), 1: np.dtype("<u2"), 30: np.dtype("<u2")}
-_SIDE_MROPE = (llama_cpp.LLAMA_ROPE_TYPE_MROPE, llama_cpp.LLAMA_ROPE_TYPE_IMROPE,
+_MULTI_AXIS_ROPE = (llama_cpp.LLAMA_ROPE_TYPE_MROPE, llama_cpp.LLAMA_ROPE_TYPE_IMROPE,
                llama_cpp.LLAMA_ROPE_TYPE_VISION)
 
 
@@ -125,7 +125,7 @@ def suits(model: Any) -> bool:
     return (llama_cpp.llama_model_n_swa(model) == 0
             and not llama_cpp.llama_model_is_recurrent(model)
             and not llama_cpp.llama_model_is_hybrid(model)
-            and llama_cpp.llama_model_rope_type(model) not in _SIDE_MROPE)
+            and llama_cpp.llama_model_rope_type(model) not in _MULTI_AXIS_ROPE)
 
 
 class FlashPrefill:
@@ -136,7 +136,6 @@ class FlashPrefill:
         self.n_batch = n_batch
         self.n_threads = n_threads
         self.n_threads_batch = n_threads_batch
-        self.used = 0  # prompts read this way since the load (the reply's stats say which)
 
     def worth(self, cached: int, new: int) -> bool:
         """A long new part, at least as long as what is cached (the cached part crosses twice)."""
@@ -174,7 +173,6 @@ class FlashPrefill:
             return 0
         del state
         decode(ctx, prompt[-1:], len(prompt) - cached - 1)  # its logits come from ctx
-        self.used += 1
         return len(prompt)
 
     def _room_for(self, n_tokens: int) -> bool:

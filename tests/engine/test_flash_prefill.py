@@ -4,7 +4,6 @@ attention off for it on a CPU) in this process and through the real worker."""
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import numpy as np
@@ -181,19 +180,6 @@ def test_a_model_loaded_with_flash_attention_off_reads_the_plain_way(
         assert not done["prefill_side_flash"] and done["prompt_tokens"] > MIN_NEW_TOKENS + 1
     finally:
         client.shutdown()
-
-
-def test_ctypes_buffers_are_rewritten_in_place(smol) -> None:
-    """relayout_v works on the ctypes buffer llama.cpp wrote (no copy of a large state)."""
-    import llama_cpp
-
-    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(smol.ctx), True)
-    _decode(smol.ctx, _tokens(smol, 8))
-    state = _state(smol.ctx)
-    assert isinstance(state, ctypes.Array)
-    before = bytes(state)
-    assert relayout_v(state, to_transposed=False)
-    assert bytes(state) != before
 
 
 def test_a_side_context_is_made_only_where_memory_has_room_for_it(smol) -> None:
