@@ -123,6 +123,19 @@ def engine(tmp_path_factory: pytest.TempPathFactory, gemma_path: Path):
     client.shutdown()
 
 
+@pytest.fixture(scope="session")
+def gemma_runner(gemma_path: Path):
+    """The test model in this process, loaded as the worker loads it (a Runner without the
+    worker around it): to tokenize prompts as the worker does and to recompute logits."""
+    from desktop.engine_worker.runner import Runner, open_model, warm_up
+
+    runner = Runner()
+    runner.llm = open_model(str(gemma_path), n_ctx=4096, n_batch=512, n_ubatch=512,
+                            logits_all=False, verbose=False)
+    warm_up(runner.llm.ctx, runner.llm.model)
+    return runner
+
+
 def copy_model(src: Path, dst_dir: Path) -> Path:
     dst_dir.mkdir(parents=True, exist_ok=True)
     target = dst_dir / src.name

@@ -29,8 +29,9 @@ maximum llama.cpp's greedy sampler keeps). llama-server pays the copy on every t
 A draft model (draft_model.py), when one is loaded, is the second draft source: asked only
 where prompt lookup has nothing, under the same back-off, and checked by the same _verify.
 
-Sliding-window models keep a full-size KV cache (swa_full, runner.open_model): with llama.cpp's
-small SWA cache a rejected draft could not be rolled back without a context checkpoint.
+Sliding-window models keep llama.cpp's small SWA cache, and a rejected draft still rolls back
+with llama_memory_seq_rm alone: llama.cpp reuses a cell only once it is out of the window of
+the batch's first position, so nothing a later position sees is lost (swa_checkpoints.py).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class Reference:
         with _quiet_stderr():  # llama.cpp prints its load log to fd 2 even when not verbose
             self.llm = open_model(path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch,
                                   n_threads=n_threads, n_threads_batch=n_threads_batch,
-                                  logits_all=False, swa_full=True, verbose=False)
+                                  logits_all=False, swa_full=False, verbose=False)
         self.decoder = Decoder(self.llm.ctx, n_batch)
         self.memory = llama_cpp.llama_get_memory(self.llm.ctx)
         tokenizer = Runner()

@@ -1,8 +1,11 @@
 """Speculative decoding (prompt-lookup drafts) in the real worker with the real model: the
-output is the same token for token as without it, document answers draft and accept, and the
+output is the same token for token as without it (up to llama.cpp's batch numerics at a
+near-tie: greedy_ties.py), document answers draft and accept, and the
 KV cache holds no rejected draft afterwards."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -10,6 +13,7 @@ from desktop.core.chat.templates import choose_format, render_parts
 from desktop.core.engine.client import EngineClient
 from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
 from tests.doc_corpus import FILLER, PDF_PAGES
+from tests.engine.greedy_ties import assert_same_replies
 
 GEMMA = choose_format("gemma3", {"<start_of_turn>": 105}, None)
 GREEDY = {"temperature": 0, "stop": GEMMA.stop}
@@ -49,7 +53,7 @@ def _reply(engine: EngineClient, parts: list[dict], params: dict, cold: bool = T
         # (its last token decoded alone) can differ in the last bits from one read whole,
         # which is not what this file tests.
         engine.generate(_chat("Unrelated."), {**GREEDY, "max_tokens": 1}).wait()
-    generation = engine.generate(parts, params)
+    generation = engine.generate(parts, {**params, "return_tokens": True})
     text = "".join(generation)
     assert generation.result is not None
     return text, generation.result
@@ -57,15 +61,14 @@ def _reply(engine: EngineClient, parts: list[dict], params: dict, cold: bool = T
 
 @pytest.mark.parametrize(("name", "parts", "documents"), PROMPTS, ids=[p[0] for p in PROMPTS])
 def test_greedy_output_is_identical_with_and_without_drafting(
-        engine: EngineClient, name: str, parts: list[dict], documents: bool) -> None:
+        engine: EngineClient, gemma_runner: Any, name: str, parts: list[dict],
+        documents: bool) -> None:
     params = {**GREEDY, "max_tokens": 96}
     plain, plain_done = _reply(engine, parts, {**params, "speculative": False})
     drafted, done = _reply(engine, parts, {**params, "speculative": True,
                                            "documents": documents})
     assert plain_done["speculative"] is False and done["speculative"] is True
-    assert drafted == plain
-    assert done["completion_tokens"] == plain_done["completion_tokens"]
-    assert done["stop_reason"] == plain_done["stop_reason"]
+    assert_same_replies(gemma_runner, parts, plain_done, done)
     if documents:
         # An answer over passages repeats them: drafts are made and some are accepted.
         assert done["spec_drafted"] > 0 and done["spec_accepted"] > 0, done

@@ -1,0 +1,121 @@
+"""Context checkpoints for sliding-window models, which keep llama.cpp's small SWA cache.
+
+Models such as Gemma 3 and gpt-oss attend over a sliding window in most layers. llama.cpp keeps
+those layers' KV in a second, small cache (about the window plus one batch) and reuses cells
+that fell out of the window. The full-size alternative (`swa_full`) kept every cell, so any
+prefix could be reused, but each of those layers then scanned the whole history: Gemma 3 read
+a 1,836-token prompt at 0.959 of the small cache's speed (DESIGN 10).
+
+With the small cache, the KV cache can be cut back (llama_memory_seq_rm) only as far as the
+window still reaches: the first new token at position `t` attends positions t - n_swa + 1 .. t,
+which must all still be in the cache. Going back further (regenerating a long reply, editing
+the last message, a reasoning model's history without its thinking) needs the window's cells as
+they were at that point: a checkpoint, the SWA cache alone saved with
+`LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY` (the full-size layers still hold everything), as
+llama-server does (tools/server/server-context.cpp). Without one the prompt is read again from
+the start: slower, never wrong.
+
+Checkpoints are taken where a next request is likely to branch: where a new prompt part starts
+(the end of the previous reply, before the new message) and at the end of the prompt (before
+the reply). A checkpoint at `n` (the cache held n tokens) serves a cut at n or n - 1: its cells
+reach back to n - n_swa, which is what position n - 1 needs.
+
+Rejected drafts (decode_loop.TokenStream._verify) need no checkpoint: llama.cpp reuses a cell
+only once it is masked for the first position of the batch being written (llama-kv-cache.cpp,
+find_slot), so every cell a later position can see survives a roll-back to inside that batch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp
+import psutil
+
+MAX_CHECKPOINTS = 8  # llama-server's default (--ctx-checkpoints)
+MIN_TOKENS = 32  # a shorter prefix is cheaper to read again
+PARTIAL = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+
+
+@dataclass
+class Checkpoint:
+    tokens: list[int]  # what the KV cache held: the checkpoint serves prompts starting so
+    blob: Any  # ctypes buffer: the SWA cache's cells for sequence 0
+
+
+def window(model: Any) -> int:
+    """The model's sliding window in tokens; 0 for a model without one."""
+    return max(0, int(llama_cpp.llama_model_n_swa(model)))
+
+
+class SwaCheckpoints:
+    """The checkpoints of one context (sequence 0) of a sliding-window model."""
+
+    def __init__(self, ctx: Any, n_swa: int) -> None:
+        self.ctx = ctx
+        self.n_swa = n_swa
+        self.saved: list[Checkpoint] = []  # oldest first
+        self.restored = 0  # how many cuts a checkpoint served (stats, tests)
+
+    def reaches(self, cut: int) -> bool:
+        """Whether the cache, cut back to its first `cut` tokens, still holds every position the
+        token at `cut` attends to (positions are token indices: no multi-axis positions here)."""
+        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.ctx), 0)
+        return pos_min >= 0 and pos_min <= max(0, cut - self.n_swa + 1)
+
+    def cut(self, prompt: list[int], common: int) -> int:
+        """How many of `prompt`'s first tokens the cache can keep, given that `common` of them
+        match it: `common` where the window still reaches, else what a checkpoint restores (the
+        cache then holds that prefix and no more), else 0 (the caller clears the cache)."""
+        if common <= 0 or self.reaches(common):
+            return common
+        for checkpoint in reversed(self.saved):
+            n = len(checkpoint.tokens)
+            if n > common + 1 or n > len(prompt) or prompt[:n] != checkpoint.tokens:
+                continue
+            keep = min(common, n)
+            mem = llama_cpp.llama_get_memory(self.ctx)
+            llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1)
+            done = llama_cpp.llama_state_seq_set_data_ext(
+                self.ctx, checkpoint.blob, len(checkpoint.blob), 0, PARTIAL)
+            if done and llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1) and self.reaches(keep):
+                self.restored += 1
+                return keep
+            break  # refused, or not what it should be: read from the start
+        return 0
+
+    def prune(self, tokens: list[int]) -> None:
+        """Drop checkpoints that are not a prefix of what the cache holds now (`tokens`)."""
+        self.saved = [c for c in self.saved
+                      if len(c.tokens) <= len(tokens) and tokens[:len(c.tokens)] == c.tokens]
+
+    def take(self, tokens: list[int]) -> None:
+        """Save the SWA cache now that the KV cache holds exactly `tokens`."""
+        n = len(tokens)
+        if n < MIN_TOKENS or any(len(c.tokens) == n for c in self.saved):
+            return
+        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
+        if not size or not self._room_for(size):
+            return
+        blob = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, blob, size, 0, PARTIAL) != size:
+            return
+        self.saved.append(Checkpoint(list(tokens), blob))
+        self.saved.sort(key=lambda c: len(c.tokens))
+        while len(self.saved) > MAX_CHECKPOINTS:
+            self.saved.pop(0)  # the oldest point of the chat is the least likely branch
+
+    def _room_for(self, size: int) -> bool:
+        """At most a tenth of the memory free now for all checkpoints together (a big model's
+        window is hundreds of MB): evict the oldest to make room, or skip this one."""
+        budget = psutil.virtual_memory().available // 10
+        if size > budget:
+            return False
+        while self.saved and sum(len(c.blob) for c in self.saved) + size > budget:
+            self.saved.pop(0)
+        return True
+
+    def clear(self) -> None:
+        self.saved.clear()
