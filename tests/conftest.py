@@ -131,7 +131,7 @@ def gemma_runner(gemma_path: Path):
 
     runner = Runner()
     runner.llm = open_model(str(gemma_path), n_ctx=4096, n_batch=512, n_ubatch=512,
-                            logits_all=False, verbose=False)
+                            logits_all=False, swa_full=False, verbose=False)
     warm_up(runner.llm.ctx, runner.llm.model)
     return runner
 

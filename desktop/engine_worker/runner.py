@@ -40,7 +40,11 @@ from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
 from desktop.engine_worker.flash_prefill import FlashPrefill, side_flash, suits
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
-from desktop.engine_worker.swa_checkpoints import SwaCheckpoints, window
+from desktop.engine_worker.swa_checkpoints import (
+    SwaCheckpoints,
+    full_size_cache,
+    worth_checkpoints,
+)
 
 Emit = Callable[..., None]
 # Streamed text is batched into at most ~20 events/s: smooth for the eye, and each event wakes
@@ -360,9 +364,9 @@ class Runner:
                 embedding=embedding,
                 logits_all=False,
                 # Sliding-window models keep llama.cpp's small SWA cache, as llama-server does:
-                # the full-size one made every SWA layer scan the whole history (Gemma 3 read
-                # prompts ~4% slower). Prefix reuse behind the window uses checkpoints instead.
-                swa_full=False,
+                # the full-size one makes every SWA layer scan the whole history. Prefix reuse
+                # behind the window uses checkpoints instead (swa_checkpoints.py).
+                swa_full=full_size_cache(info.architecture),
                 verbose=True,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -381,7 +385,7 @@ class Runner:
             self.llm = llm
             self.flash_prefill = FlashPrefill(llm.model, n_batch, threads, threads_batch) \
                 if side_flash(flash, used_flash) and suits(llm.model) else None
-            n_swa = window(llm.model)
+            n_swa = worth_checkpoints(llm.model, info.architecture)
             self.checkpoints = SwaCheckpoints(llm.ctx, n_swa) if n_swa else None
             self.session = None
             state_dir = msg.get("state_dir")

@@ -23,6 +23,14 @@ reach back to n - n_swa, which is what position n - 1 needs.
 Rejected drafts (decode_loop.TokenStream._verify) need no checkpoint: llama.cpp reuses a cell
 only once it is masked for the first position of the batch being written (llama-kv-cache.cpp,
 find_slot), so every cell a later position can see survives a roll-back to inside that batch.
+
+Not every model with a window gets checkpoints (`worth_checkpoints`): Llama 4's windows are
+chunks (a cut must reach back to its chunk's start, which a checkpoint rarely holds), so it keeps
+the full-size cache (`FULL_SIZE_ARCHITECTURES`); a hybrid or recurrent model (LFM2) cannot cut
+its recurrent state back at all, and its pos_min is the recurrent state's, so it reuses a prefix
+only by appending, which the small cache serves; and a model that reports a window with no
+separate SWA cache (some EXAONE 4 sizes) would copy its whole cache per checkpoint, so `take`
+stops when a partial state is as big as the whole one.
 """
 
 from __future__ import annotations
@@ -32,21 +40,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import llama_cpp
+import numpy as np
 import psutil
 
 MAX_CHECKPOINTS = 8  # llama-server's default (--ctx-checkpoints)
 MIN_TOKENS = 32  # a shorter prefix is cheaper to read again
 PARTIAL = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
+# Chunked windows (llama.cpp's LLAMA_SWA_TYPE_CHUNKED): loaded with the full-size cache.
+FULL_SIZE_ARCHITECTURES = frozenset({"llama4"})
 
 
 @dataclass
 class Checkpoint:
     tokens: list[int]  # what the KV cache held: the checkpoint serves prompts starting so
-    blob: Any  # ctypes buffer: the SWA cache's cells for sequence 0
+    blob: Any  # the SWA cache's cells for sequence 0 (a numpy uint8 array)
+    pos_min: int  # the oldest position it holds
 
 
-def window(model: Any) -> int:
-    """The model's sliding window in tokens; 0 for a model without one."""
+def full_size_cache(architecture: str) -> bool:
+    """Whether a model of `architecture` loads with the full-size SWA cache (swa_full)."""
+    return architecture in FULL_SIZE_ARCHITECTURES
+
+
+def worth_checkpoints(model: Any, architecture: str) -> int:
+    """The model's sliding window in tokens where checkpoints serve it, else 0."""
+    if full_size_cache(architecture) or llama_cpp.llama_model_is_recurrent(model) \
+            or llama_cpp.llama_model_is_hybrid(model):
+        return 0
     return max(0, int(llama_cpp.llama_model_n_swa(model)))
 
 
@@ -58,12 +78,20 @@ class SwaCheckpoints:
         self.n_swa = n_swa
         self.saved: list[Checkpoint] = []  # oldest first
         self.restored = 0  # how many cuts a checkpoint served (stats, tests)
+        self.off = False  # no separate SWA cache after all (see the module's docstring)
+
+    def needs(self, cut: int) -> int:
+        """The oldest position the token at `cut` attends to (positions are token indices:
+        no multi-axis positions here)."""
+        return max(0, cut - self.n_swa + 1)
 
     def reaches(self, cut: int) -> bool:
         """Whether the cache, cut back to its first `cut` tokens, still holds every position the
-        token at `cut` attends to (positions are token indices: no multi-axis positions here)."""
-        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.ctx), 0)
-        return pos_min >= 0 and pos_min <= max(0, cut - self.n_swa + 1)
+        token at `cut` attends to."""
+        mem = llama_cpp.llama_get_memory(self.ctx)
+        pos_min = llama_cpp.llama_memory_seq_pos_min(mem, 0)
+        return 0 <= pos_min <= self.needs(cut) \
+            and llama_cpp.llama_memory_seq_pos_max(mem, 0) >= cut - 1
 
     def cut(self, prompt: list[int], common: int) -> int:
         """How many of `prompt`'s first tokens the cache can keep, given that `common` of them
@@ -73,16 +101,18 @@ class SwaCheckpoints:
             return common
         for checkpoint in reversed(self.saved):
             n = len(checkpoint.tokens)
-            if n > common + 1 or n > len(prompt) or prompt[:n] != checkpoint.tokens:
-                continue
             keep = min(common, n)
+            if n > common + 1 or n > len(prompt) or checkpoint.pos_min > self.needs(keep) \
+                    or prompt[:n] != checkpoint.tokens:
+                continue
             mem = llama_cpp.llama_get_memory(self.ctx)
             llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1)
             done = llama_cpp.llama_state_seq_set_data_ext(
-                self.ctx, checkpoint.blob, len(checkpoint.blob), 0, PARTIAL)
+                self.ctx, _pointer(checkpoint.blob), len(checkpoint.blob), 0, PARTIAL)
             if done and llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1) and self.reaches(keep):
                 self.restored += 1
                 return keep
+            self.saved.remove(checkpoint)  # never try it again
             break  # refused, or not what it should be: read from the start
         return 0
 
@@ -94,15 +124,21 @@ class SwaCheckpoints:
     def take(self, tokens: list[int]) -> None:
         """Save the SWA cache now that the KV cache holds exactly `tokens`."""
         n = len(tokens)
-        if n < MIN_TOKENS or any(len(c.tokens) == n for c in self.saved):
+        if self.off or n < MIN_TOKENS or any(len(c.tokens) == n for c in self.saved):
             return
         size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
+        if size >= llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, 0):
+            self.off = True  # one cache: a "checkpoint" would be all of it
+            self.saved.clear()
+            return
         if not size or not self._room_for(size):
             return
-        blob = (ctypes.c_uint8 * size)()
-        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, blob, size, 0, PARTIAL) != size:
+        blob = np.empty(size, dtype=np.uint8)  # not zero-filled: llama.cpp writes all of it
+        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, _pointer(blob), size, 0,
+                                                  PARTIAL) != size:
             return
-        self.saved.append(Checkpoint(list(tokens), blob))
+        pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.ctx), 0)
+        self.saved.append(Checkpoint(list(tokens), blob, pos_min))
         self.saved.sort(key=lambda c: len(c.tokens))
         while len(self.saved) > MAX_CHECKPOINTS:
             self.saved.pop(0)  # the oldest point of the chat is the least likely branch
@@ -119,3 +155,7 @@ class SwaCheckpoints:
 
     def clear(self) -> None:
         self.saved.clear()
+
+
+def _pointer(blob: np.ndarray) -> Any:
+    return blob.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

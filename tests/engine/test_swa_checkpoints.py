@@ -142,6 +142,32 @@ def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runne
     assert _cosine(_logits(runner), cold) < 0.9995
 
 
+def test_a_drafted_reply_past_the_window_leaves_the_whole_window_in_the_cache(runner) -> None:
+    """Verify batches written over reused cells, then cut back by rejected drafts, lose no cell a
+    later position attends to: llama.cpp keeps a sequence's positions contiguous (it purges
+    everything older than a cell it overwrites), so one lost cell would move pos_min past what
+    the next token needs."""
+    parts = _chat(DOCUMENT.replace("Summarise this handbook.",
+                                   "Repeat this handbook, page by page, word for word."))
+    done = _generate(runner, parts, {"temperature": 0, "max_tokens": 400, "documents": True,
+                                     "speculative": True})
+    assert done["spec_drafted"] > done["spec_accepted"] > 0, done
+    assert len(runner.cache_tokens) > 1024 + 64  # the ring has turned while drafting
+    assert runner.checkpoints.reaches(len(runner.cache_tokens))
+
+
+def test_which_models_get_checkpoints(runner, smollm_path: Path) -> None:
+    from desktop.engine_worker.runner import open_model
+    from desktop.engine_worker.swa_checkpoints import full_size_cache, worth_checkpoints
+
+    assert worth_checkpoints(runner.llm.model, "gemma3") == 512
+    smol = open_model(str(smollm_path), n_ctx=512, n_threads=2, logits_all=False, verbose=False)
+    assert worth_checkpoints(smol.model, "llama") == 0  # no window
+    # Llama 4's chunked windows keep the full-size cache, and no checkpoints.
+    assert full_size_cache("llama4") and not full_size_cache("gemma3")
+    assert worth_checkpoints(runner.llm.model, "llama4") == 0
+
+
 def test_rejected_drafts_roll_back_past_the_window(engine: EngineClient, gemma_runner: Any) -> None:
     """A long document answer with drafting on, its prompt and reply well past the SWA cache's
     1,024 cells, is token for token the answer without drafting."""
