@@ -525,11 +525,11 @@ class Runner:
             common = 0
         self.cache_tokens = self.cache_tokens[:common]
         self.prefill_side = False
+        new = len(prompt) - common
         if checkpoints is not None:
             checkpoints.prune(self.cache_tokens)
-            if len(prompt) - common > 1:
+            if new > 1:
                 checkpoints.take(self.cache_tokens)  # where the new part starts
-        new = len(prompt) - common
         if self.flash_prefill is not None and self.flash_prefill.worth(common, new) \
                 and all(t >= 0 for t in prompt[common:]):  # images go through Vision below
 

@@ -3,8 +3,9 @@
 Models such as Gemma 3 and gpt-oss attend over a sliding window in most layers. llama.cpp keeps
 those layers' KV in a second, small cache (about the window plus one batch) and reuses cells
 that fell out of the window. The full-size alternative (`swa_full`) kept every cell, so any
-prefix could be reused, but each of those layers then scanned the whole history: Gemma 3 read
-a 1,836-token prompt at 0.959 of the small cache's speed (DESIGN 10).
+prefix could be reused, but each of those layers then scanned the whole history: at 12,000
+tokens Gemma 3 read a prompt 1.24-1.28x and generated 1.06-1.14x as fast with the small cache
+(DESIGN 10; at 1,836 tokens the two were level).
 
 With the small cache, the KV cache can be cut back (llama_memory_seq_rm) only as far as the
 window still reaches: the first new token at position `t` attends positions t - n_swa + 1 .. t,
@@ -53,7 +54,7 @@ FULL_SIZE_ARCHITECTURES = frozenset({"llama4"})
 @dataclass
 class Checkpoint:
     tokens: list[int]  # what the KV cache held: the checkpoint serves prompts starting so
-    blob: Any  # the SWA cache's cells for sequence 0 (a numpy uint8 array)
+    blob: np.ndarray  # the SWA cache's cells for sequence 0 (uint8)
     pos_min: int  # the oldest position it holds
 
 
@@ -78,7 +79,7 @@ class SwaCheckpoints:
         self.n_swa = n_swa
         self.saved: list[Checkpoint] = []  # oldest first
         self.restored = 0  # how many cuts a checkpoint served (stats, tests)
-        self.off = False  # no separate SWA cache after all (see the module's docstring)
+        self.off: bool | None = None  # no separate SWA cache after all: known at the first take
 
     def needs(self, cut: int) -> int:
         """The oldest position the token at `cut` attends to (positions are token indices:
@@ -127,10 +128,10 @@ class SwaCheckpoints:
         if self.off or n < MIN_TOKENS or any(len(c.tokens) == n for c in self.saved):
             return
         size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
-        if size >= llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, 0):
-            self.off = True  # one cache: a "checkpoint" would be all of it
-            self.saved.clear()
-            return
+        if self.off is None:  # one cache: a "checkpoint" would be all of it
+            self.off = size >= llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, 0)
+            if self.off:
+                return
         if not size or not self._room_for(size):
             return
         blob = np.empty(size, dtype=np.uint8)  # not zero-filled: llama.cpp writes all of it

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.engine.logits import last_logits
+
 NEAR_TIE = 0.5  # logits; measured differences between the two decode paths stay below ~0.2
 
 
@@ -39,9 +41,7 @@ def one_at_a_time_logits(llm: Any, prompt: list[int], reply: list[int]) -> np.nd
     decoder.decode(prompt)
     for token in reply:
         decoder.decode([token])
-    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
-    return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
-                                 shape=(n_vocab,)).copy()
+    return last_logits(llm)
 
 
 def assert_same_greedy(llm: Any, prompt: list[int], plain: list[int], drafted: list[int]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from desktop.bench import chat_format
@@ -22,6 +21,7 @@ from desktop.engine_worker.flash_prefill import (
     suits,
 )
 from tests.doc_corpus import PDF_PAGES
+from tests.engine.logits import cosine, last_logits
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +45,6 @@ def _decode(ctx, tokens: list[int]) -> None:
     from desktop.engine_worker.runner import Decoder
 
     Decoder(ctx, 512).decode(tokens)
-
-
-def _last_logits(llm, ctx) -> np.ndarray:
-    import llama_cpp
-
-    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
-    row = llama_cpp.llama_get_logits_ith(ctx, -1)
-    return np.ctypeslib.as_array(row, shape=(n_vocab,)).copy()
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def test_a_state_changes_layout_and_back_exactly_and_llama_cpp_takes_only_its_own(smol) -> None:
@@ -102,7 +90,7 @@ def test_a_moved_cache_computes_what_the_flash_context_computes(smol) -> None:
     side = FlashPrefill(smol.model, 512, 2, 2)._side_context(len(prompt))
     try:
         _decode(side, prompt)
-        reference = _last_logits(smol, side)  # flash attention all the way
+        reference = last_logits(smol, side)  # flash attention all the way
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(side), True)
         _decode(side, prompt[:-1])
         state = _state(side)
@@ -112,9 +100,9 @@ def test_a_moved_cache_computes_what_the_flash_context_computes(smol) -> None:
     llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(smol.ctx), True)
     assert _set_state(smol.ctx, state)
     _decode(smol.ctx, prompt[-1:])  # the last token without flash attention, over the moved cache
-    moved = _last_logits(smol, smol.ctx)
+    moved = last_logits(smol, smol.ctx)
     assert int(moved.argmax()) == int(reference.argmax())
-    assert _cosine(moved, reference) > 0.9999
+    assert cosine(moved, reference) > 0.9999
 
 
 def test_only_automatic_off_reads_in_a_side_context(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from desktop.core.chat.templates import choose_format, render_parts
 from desktop.core.engine.client import EngineClient
 from tests.doc_corpus import FILLER, PDF_PAGES
 from tests.engine.greedy_ties import assert_same_replies
+from tests.engine.logits import cosine, last_logits
 
 GEMMA = choose_format("gemma3", {"<start_of_turn>": 105}, None)
 LONG_REPLY = {"temperature": 0, "max_tokens": 600, "ignore_eos": True, "speculative": False}
@@ -56,23 +57,10 @@ def _generate(runner: Any, parts: list[dict], params: dict) -> dict:
     return done[0] | {"text": "".join(f.get("text", "") for k, f in events if k == "tokens")}
 
 
-def _logits(runner: Any) -> np.ndarray:
-    import llama_cpp
-
-    llm = runner.llm
-    n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
-    row = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
-    return np.ctypeslib.as_array(row, shape=(n_vocab,)).copy()
-
-
 def _cold(runner: Any, prompt: list[int]) -> np.ndarray:
     runner.cache_tokens = []  # nothing in common: read from position 0
     assert runner.prepare(prompt) == 0
-    return _logits(runner)
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return last_logits(runner.llm)
 
 
 def _moved_past(runner: Any, n: int) -> None:
@@ -90,9 +78,9 @@ def test_regenerating_a_long_reply_reads_only_the_last_prompt_token(runner) -> N
     restored = runner.checkpoints.restored
     assert runner.prepare(prompt) == len(prompt) - 1  # as a regenerate asks for it
     assert runner.checkpoints.restored == restored + 1
-    warm = _logits(runner)
+    warm = last_logits(runner.llm)
     cold = _cold(runner, prompt)
-    assert _cosine(warm, cold) > 0.99999 and warm.argmax() == cold.argmax()
+    assert cosine(warm, cold) > 0.99999 and warm.argmax() == cold.argmax()
 
 
 def test_editing_the_last_message_restores_where_that_turn_started(runner) -> None:
@@ -107,16 +95,16 @@ def test_editing_the_last_message_restores_where_that_turn_started(runner) -> No
     restored = runner.checkpoints.restored
     assert runner.prepare(edited) == turn_start
     assert runner.checkpoints.restored == restored + 1
-    warm = _logits(runner)
+    warm = last_logits(runner.llm)
     # The same as a saved state of the cache at that point gives...
     assert restore(runner.llm.ctx, saved)
     runner.cache_tokens = edited[:turn_start]
     assert runner.prepare(edited) == turn_start
-    assert _cosine(warm, _logits(runner)) > 0.99999
+    assert cosine(warm, last_logits(runner.llm)) > 0.99999
     # ...and the prompt's logits, up to the order in which the window's cells are summed (a
     # restored window sits elsewhere in the cache: cosine ~0.9994 for either).
     cold = _cold(runner, edited)
-    assert _cosine(warm, cold) > 0.999 and warm.argmax() == cold.argmax()
+    assert cosine(warm, cold) > 0.999 and warm.argmax() == cold.argmax()
 
 
 def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runner) -> None:
@@ -131,7 +119,7 @@ def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runne
     runner.checkpoints.clear()
     _moved_past(runner, len(prompt) - 1)
     assert runner.prepare(prompt) == 0  # read again from the start...
-    assert _cosine(_logits(runner), cold) > 0.99999
+    assert cosine(last_logits(runner.llm), cold) > 0.99999
     # ...because the cache cut back plainly has lost part of the window: its logits are not
     # those of the prompt.
     _generate(runner, parts, LONG_REPLY)
@@ -139,7 +127,7 @@ def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runne
     assert llama_cpp.llama_memory_seq_rm(mem, 0, len(prompt) - 1, -1)
     Decoder(runner.llm.ctx, 512).decode(prompt[-1:])
     runner.cache_tokens = []  # the runner's record no longer says what the cache holds
-    assert _cosine(_logits(runner), cold) < 0.9995
+    assert cosine(last_logits(runner.llm), cold) < 0.9995
 
 
 def test_a_drafted_reply_past_the_window_leaves_the_whole_window_in_the_cache(runner) -> None:
@@ -219,8 +207,8 @@ def test_a_chat_state_saved_with_the_full_size_window_cache_still_restores(
     try:
         assert fresh.switch_session("chat-1") and fresh.cache_tokens == history
         assert fresh.prepare(prompt) == len(history)
-        warm = _logits(fresh)
+        warm = last_logits(fresh.llm)
         cold = _cold(fresh, prompt)
-        assert _cosine(warm, cold) > 0.999 and warm.argmax() == cold.argmax()
+        assert cosine(warm, cold) > 0.999 and warm.argmax() == cold.argmax()
     finally:
         fresh.op_unload({}, lambda *a, **k: None)
