@@ -28,6 +28,7 @@ from desktop.bench import _long_text, _physical_cores, chat_format
 from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.core.errors import HearthError
+from desktop.engine_worker.runner import amx_kernels_compiled
 
 PREFILL_TOKENS = 1800
 DEEP_TOKENS = 64  # generated after the long history (generation deep in a chat)
@@ -45,7 +46,7 @@ class PeerServer:
 
     def __init__(self, binary: str, model: str, *, n_ctx: int, threads: int,
                  threads_batch: int, n_batch: int, log: Path, gpu_layers: int = 0,
-                 flash_attn: str = "auto") -> None:
+                 flash_attn: str = "auto", repack: bool = True) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
@@ -57,7 +58,7 @@ class PeerServer:
             [binary, "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
              "-c", str(n_ctx), "-t", str(threads), "-tb", str(threads_batch),
              "-b", str(n_batch), "-ub", str(n_batch), "-np", "1", "-ngl", str(gpu_layers),
-             "-fa", flash_attn],
+             "-fa", flash_attn, *([] if repack else ["--no-repack"])],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self) -> float:
@@ -175,7 +176,8 @@ def _first_after_load(args: argparse.Namespace, model: str, options: LoadOptions
                          "-c", str(server_opts["n_ctx"]), "-t", str(server_opts["threads"]),
                          "-tb", str(server_opts["threads_batch"]), "-b", "512", "-ub", "512",
                          "-ngl", str(server_opts["gpu_layers"]), "-fa", server_opts["flash_attn"],
-                         "-no-cnv", "--temp", "0"],
+                         "-no-cnv", "--temp", "0",
+                         *([] if server_opts["repack"] else ["--no-repack"])],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL, check=True, timeout=600)
                     comp.append(time.perf_counter() - started)
@@ -200,11 +202,11 @@ def _first_after_load(args: argparse.Namespace, model: str, options: LoadOptions
     return rows
 
 
-def _llama_bench(binary: str, model: str, threads: int, repeats: int, gpu_layers: int
-                 ) -> dict[str, Any]:
+def _llama_bench(binary: str, model: str, threads: int, repeats: int, gpu_layers: int,
+                 repack: bool) -> dict[str, Any]:
     out = subprocess.run(
         [binary, "-m", model, "-t", str(threads), "-p", "512", "-n", "128", "-fa", "0,1",
-         "-ngl", str(gpu_layers), "-r", str(repeats), "-o", "json"],
+         "-ngl", str(gpu_layers), "-r", str(repeats), "-o", "json", "--repack", str(int(repack))],
         capture_output=True, text=True, check=True, timeout=1800)
     rows = json.loads(out.stdout)
     result: dict[str, Any] = {}
@@ -225,11 +227,15 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     log = log_dir / "bench-peer-engine.log"
     gpu_layers = int(getattr(args, "gpu_layers", 0) or 0)
     flash = str(getattr(args, "flash_attn", "auto") or "auto")
+    # The bench keeps Automatic flash attention's measured verdict as the app does, so only
+    # the first load measures it (engine_worker/flash_choice.py).
     options = LoadOptions(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads_batch,
-                          n_batch=n_batch, n_gpu_layers=gpu_layers, flash_attn=flash)
+                          n_batch=n_batch, n_gpu_layers=gpu_layers, flash_attn=flash,
+                          tuning_file=str(log_dir / "bench-tuning.json"))
     server_opts: dict[str, Any] = {
         "n_ctx": n_ctx, "threads": threads, "threads_batch": threads_batch,
-        "n_batch": n_batch, "gpu_layers": gpu_layers, "flash_attn": flash}
+        "n_batch": n_batch, "gpu_layers": gpu_layers, "flash_attn": flash,
+        "repack": not amx_kernels_compiled()}
     user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
     greedy = {"temperature": 0, "stop": fmt.stop}
     rows: list[dict[str, Any]] = []
@@ -241,7 +247,9 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     peer = PeerServer(args.peer_server, model, log=log_dir / "bench-peer-server.log",
                       **server_opts)
     try:
-        client.load(options)
+        loaded = client.load(options)["info"]
+        report["flash_attn_used"] = loaded.get("flash_attn_used")
+        report["flash_choice"] = loaded.get("flash_choice")
         peer.wait_ready()
         warm = render_parts(fmt, user("warm up"))
         client.generate(warm, {**greedy, "max_tokens": 8}).wait()
@@ -384,7 +392,7 @@ def run_peer_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
                               args.peer_server, server_opts)
     if args.peer_bench:
         report["llama_bench"] = _llama_bench(args.peer_bench, model, threads, args.repeats,
-                                             gpu_layers)
+                                             gpu_layers, bool(server_opts["repack"]))
     report["rows"] = rows
     return report
 
@@ -401,6 +409,13 @@ def print_peer(report: dict[str, Any]) -> None:
             cells.append(f"{s['median']:.3f} [{s['min']:.3f}-{s['max']:.3f}]")
         ratio = f"{row['ratio']:.3f}" if row["ratio"] is not None else "-"
         print(f"{row['name']:28}{cells[0]:>24}{cells[1]:>24}{ratio:>8}  {row['note']}")
+    choice = report.get("flash_choice") or {}
+    if report.get("flash_attn_used"):
+        timed = ", ".join(
+            f"{kind}: {1000 * t['token_s']:.1f} ms a token, {1000 * t['batch_s']:.0f} ms a "
+            "follow-up" for kind, t in (choice.get("timings") or {}).items())
+        print(f"Hearth's flash attention: {report['flash_attn_used']}"
+              + (f" ({choice['source']}{': ' + timed if timed else ''})" if choice else ""))
     if "llama_bench" in report:
         print("llama-bench: " + ", ".join(f"{k} {v:.1f} tok/s"
                                           for k, v in report["llama_bench"].items()))

@@ -97,9 +97,16 @@ def effective_flash(mode: str, head_size: int, kv_on_cpu: bool) -> str:
     with flash attention anyway, in a side context: flash_prefill.py); a 64-wide synthetic model
     lost 35% of its generation at 1,024 tokens with flash attention, a 128-wide one nothing,
     and Gemma 3 (256 wide) gains from it everywhere. "on" and "off" are the user's."""
-    if mode == "auto" and kv_on_cpu and 0 < head_size <= CPU_FLASH_MAX_HEAD:
-        return "off"
-    return mode
+    return "off" if narrow_on_cpu(mode, head_size, kv_on_cpu) else mode
+
+
+def narrow_on_cpu(mode: str, head_size: int, kv_on_cpu: bool) -> bool:
+    """Whether Automatic's choice here depends on the CPU: narrow heads, KV cache on the CPU.
+    The worker then measures both kernels once per model and machine (flash_choice.py); the
+    fixed rule above is what stands until then, or where that cannot be measured. Not where
+    HEARTH_FLASH_ATTN overrides every load (flash_attention)."""
+    return (mode == "auto" and kv_on_cpu and 0 < head_size <= CPU_FLASH_MAX_HEAD
+            and os.environ.get("HEARTH_FLASH_ATTN", "") in ("", "auto"))
 
 
 def warm_up(ctx: Any, model: Any) -> None:

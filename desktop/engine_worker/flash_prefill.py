@@ -35,7 +35,7 @@ import numpy as np
 import psutil
 
 MIN_NEW_TOKENS = 512  # below llama.cpp's 512-query tile the side context gains nothing
-_MAGIC = 0xAF143CD8  # llama-context.cpp io_magic: the start of every sequence state
+STATE_MAGIC = 0xAF143CD8  # llama-context.cpp io_magic: the start of every sequence state
 # V element types that can be transposed element by element: f32, f16, bf16 (ggml type ids).
 _ELEMENT: dict[int, np.dtype[Any]] = {0: np.dtype("<u4"), 1: np.dtype("<u2"), 30: np.dtype("<u2")}
 _MULTI_AXIS_ROPE = (llama_cpp.LLAMA_ROPE_TYPE_MROPE, llama_cpp.LLAMA_ROPE_TYPE_IMROPE,
@@ -51,7 +51,7 @@ def relayout_v(state: Any, to_transposed: bool) -> bool:
     raw = np.frombuffer(data, dtype=np.uint8)
     try:
         magic, _seq = struct.unpack_from("<Ii", data, 0)
-        if magic != _MAGIC:
+        if magic != STATE_MAGIC:
             return False
         offset = 8
         while offset < size:  # one KV cache, or two for a sliding-window model's pair

@@ -33,10 +33,12 @@ from desktop.engine_worker.decode_loop import (
     TokenStream,
     effective_flash,
     flash_attention,
+    narrow_on_cpu,
     warm_up,
 )
 from desktop.engine_worker.draft_model import DraftModel, load_draft
 from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
+from desktop.engine_worker.flash_choice import Verdicts, measure, verdict, verdict_key
 from desktop.engine_worker.flash_prefill import FlashPrefill, side_flash, suits
 from desktop.engine_worker.multimodal import Vision, snap
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
@@ -329,6 +331,14 @@ class Runner:
         layers = int(msg.get("n_gpu_layers") or 0)
         kv_on_cpu = layers == 0 or not llama_cpp.llama_supports_gpu_offload()
         used_flash = flash if embedding else effective_flash(flash, info.head_size, kv_on_cpu)
+        # Where that choice depends on the CPU, a verdict measured on this machine beats the
+        # fixed rule; without one yet, the model loads by the rule and is measured (below).
+        choosing = not embedding and narrow_on_cpu(flash, info.head_size, kv_on_cpu)
+        verdicts = Verdicts(msg.get("tuning_file"))
+        key = verdict_key(model_fingerprint(path), threads, threads_batch) if choosing else ""
+        known = verdicts.get(key) if choosing else None
+        used_flash = known or used_flash
+        flash_choice: dict[str, Any] = {"source": "saved"} if known else {}
         started = time.perf_counter()
         if embedding:
             self.embedder = None
@@ -350,11 +360,11 @@ class Runner:
                 shown[0] = percent
                 emit("progress", stage="load", done=percent, total=100)
 
-        try:
-            llm = open_model(
+        def opening(flash_used: str) -> llama_cpp.Llama:
+            return open_model(
                 str(path),
                 on_progress=loading,
-                flash=used_flash,
+                flash=flash_used,
                 n_ctx=max(n_ctx, n_batch) if embedding else n_ctx,
                 n_batch=n_batch,
                 n_ubatch=n_batch,
@@ -369,6 +379,19 @@ class Runner:
                 swa_full=full_size_cache(info.architecture),
                 verbose=True,
             )
+
+        try:
+            llm = opening(used_flash)
+            if choosing and not known:
+                timings = measure(llm.model, threads, threads_batch)
+                if timings is not None:
+                    chosen = verdict(timings)
+                    verdicts.put(key, chosen, timings)
+                    flash_choice = {"source": "measured", "timings": timings}
+                    if chosen != used_flash:
+                        llm.close()  # the weights stay in the page cache: a quick reopen
+                        llm = opening(chosen)
+                        used_flash = chosen
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(f"llama.cpp could not load {path.name}: {exc}",
                                  details=str(path)) from exc
@@ -412,6 +435,7 @@ class Runner:
             "n_threads": threads,
             "flash_attn": flash,  # as asked (the model's setting)
             "flash_attn_used": used_flash,  # what "auto" became for this model and device
+            **({"flash_choice": flash_choice} if flash_choice else {}),
             "n_gpu_layers": layers,
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "load_s": time.perf_counter() - started,

@@ -1,7 +1,8 @@
 """A load's flash attention mode (LoadOptions.flash_attn) reaches llama.cpp: the real worker
 loads the real model with it, llama.cpp's own context log says which type it got, and the
-model answers with each. "auto" on a CPU is off for SmolLM2's 64-wide heads and llama.cpp's
-own auto for Gemma 3's 256-wide ones (decode_loop.effective_flash)."""
+model answers with each. "auto" on a CPU is llama.cpp's own auto for Gemma 3's 256-wide heads
+(decode_loop.effective_flash); for SmolLM2's 64-wide ones it is measured on the machine
+(test_flash_choice.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ import pytest
 from desktop.bench import chat_format
 from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions, flash_mode
-from desktop.engine_worker.decode_loop import effective_flash
+from desktop.engine_worker.decode_loop import effective_flash, narrow_on_cpu
 
 # llama_context prints the type it was given: "llama_context: flash_attn = disabled".
 TYPES = {"auto": "auto", "on": "enabled", "off": "disabled"}
 
 
 @pytest.mark.parametrize(("model", "mode", "used"), [
-    ("smollm", "off", "off"), ("smollm", "on", "on"), ("smollm", "auto", "off"),
+    ("smollm", "off", "off"), ("smollm", "on", "on"),
     ("gemma", "auto", "auto"), ("gemma", "off", "off")])
 def test_the_worker_loads_with_the_flash_attention_asked_for(
         tmp_path: Path, request: pytest.FixtureRequest, model: str, mode: str,
@@ -42,7 +43,14 @@ def test_the_worker_loads_with_the_flash_attention_asked_for(
     assert said == [TYPES[used]], said
 
 
-def test_auto_is_off_only_for_narrow_heads_with_the_kv_cache_on_the_cpu() -> None:
+def test_auto_is_off_only_for_narrow_heads_with_the_kv_cache_on_the_cpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixed rule, which stands until a verdict is measured (or where none can be)."""
+    monkeypatch.delenv("HEARTH_FLASH_ATTN", raising=False)
+    assert narrow_on_cpu("auto", 64, kv_on_cpu=True)
+    assert not narrow_on_cpu("auto", 128, kv_on_cpu=True)
+    assert not narrow_on_cpu("on", 64, kv_on_cpu=True)
+    assert not narrow_on_cpu("auto", 64, kv_on_cpu=False)
     assert effective_flash("auto", 64, kv_on_cpu=True) == "off"
     assert effective_flash("auto", 128, kv_on_cpu=True) == "auto"
     assert effective_flash("auto", 64, kv_on_cpu=False) == "auto"

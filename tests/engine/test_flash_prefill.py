@@ -1,6 +1,6 @@
 """Long prompts read in a flash-attention side context and moved into the model's own context
-(engine_worker/flash_prefill.py), on the real SmolLM2 (64-wide heads: Automatic turns flash
-attention off for it on a CPU) in this process and through the real worker."""
+(engine_worker/flash_prefill.py), on the real SmolLM2 (64-wide heads: where Automatic turns
+flash attention off for it on a CPU) in this process and through the real worker."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from desktop.bench import chat_format
 from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions
+from desktop.engine_worker.flash_choice import Verdicts, verdict_key
 from desktop.engine_worker.flash_prefill import (
     MIN_NEW_TOKENS,
     FlashPrefill,
@@ -20,6 +21,8 @@ from desktop.engine_worker.flash_prefill import (
     side_flash,
     suits,
 )
+from desktop.engine_worker.runner import physical_cores
+from desktop.engine_worker.state_cache import model_fingerprint
 from tests.doc_corpus import PDF_PAGES
 from tests.engine.logits import cosine, last_logits
 
@@ -122,10 +125,16 @@ def test_the_worker_reads_a_long_prompt_in_the_side_context_and_reuses_it(
     fmt = chat_format(str(smollm_path))
     document = "\n\n".join(PDF_PAGES * 8)
     history = [{"role": "user", "content": document + "\n\nWhat is this text about?"}]
+    # Automatic's verdict for this machine, as a measurement that found flash attention the
+    # slower kernel for a turn would keep it (flash_choice.py): generate without it.
+    tuning = tmp_path / "engine-tuning.json"
+    threads = physical_cores()
+    Verdicts(str(tuning)).put(verdict_key(model_fingerprint(smollm_path), threads, threads), "off")
     client = EngineClient(tmp_path / "engine.log")
     params = {"temperature": 0, "max_tokens": 12, "stop": fmt.stop, "session": "a"}
     try:
-        info = client.load(LoadOptions(str(smollm_path), n_ctx=4096))["info"]
+        info = client.load(LoadOptions(str(smollm_path), n_ctx=4096, n_threads=threads,
+                                       n_threads_batch=threads, tuning_file=str(tuning)))["info"]
         assert info["flash_attn_used"] == "off"
         stream = client.generate(render_parts(fmt, history), params)
         first = stream.wait()

@@ -153,6 +153,7 @@ class ChatService:
             mmproj=mmproj,
             draft_path=draft,
             flash_attn=flash,
+            tuning_file=str(self.ctx.data_dir / "engine-tuning.json"),
         )
         ids = {v: k for k, v in info.special_tokens.items()}
         tokens = {"bos_token": ids.get(info.get("tokenizer.ggml.bos_token_id", -1), ""),

@@ -54,6 +54,9 @@ class LoadOptions:
     # choice, except off for heads 64 wide or narrower with the KV cache on the CPU, where it
     # slows generation deep in a chat (engine_worker decode_loop.effective_flash).
     flash_attn: str = "auto"
+    # Where the worker keeps what it measured on this machine (engine_worker flash_choice.py:
+    # Automatic flash attention for narrow heads on a CPU). None: measured per worker process.
+    tuning_file: str | None = None
 
     def request(self) -> dict[str, Any]:
         return dict(self.__dict__)

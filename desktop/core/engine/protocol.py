@@ -2,8 +2,10 @@
 
 Requests (client -> worker), each with an integer "id":
   load {path, n_ctx, n_gpu_layers, n_threads, n_threads_batch, n_batch, embedding, mmproj?,
-        draft_path?, flash_attn? ("auto", "on", "off")}  (loaded info then says draft_model:
-        its name or null, draft_note; flash_attn as asked, flash_attn_used as loaded)
+        draft_path?, flash_attn? ("auto", "on", "off"), tuning_file?}  (loaded info then says
+        draft_model: its name or null, draft_note; flash_attn as asked, flash_attn_used as
+        loaded, flash_choice {source: "measured" or "saved", timings?} where Automatic was
+        measured on this machine)
   generate {parts, params}   count {texts}   embed {texts}   cancel {target}
   unload {}   shutdown {}
 Events (worker -> client), each with the "id" of its request:
