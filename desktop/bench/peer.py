@@ -412,8 +412,10 @@ def print_peer(report: dict[str, Any]) -> None:
     choice = report.get("flash_choice") or {}
     if report.get("flash_attn_used"):
         timed = ", ".join(
-            f"{kind}: {1000 * t['token_s']:.1f} ms a token, {1000 * t['batch_s']:.0f} ms a "
-            "follow-up" for kind, t in (choice.get("timings") or {}).items())
+            f"{kind}: {1000 * t['token_s']:.1f} ms a token, "
+            + (f"{1000 * t['batch_s']:.0f} ms a follow-up" if t["batch_s"] else
+               "follow-up not timed")
+            for kind, t in (choice.get("timings") or {}).items())
         print(f"Hearth's flash attention: {report['flash_attn_used']}"
               + (f" ({choice['source']}{': ' + timed if timed else ''})" if choice else ""))
     if "llama_bench" in report:

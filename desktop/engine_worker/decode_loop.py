@@ -96,7 +96,9 @@ def effective_flash(mode: str, head_size: int, kv_on_cpu: bool) -> str:
     0.18 against 0.92 s, while reading a new long prompt 14% slower (which the worker now reads
     with flash attention anyway, in a side context: flash_prefill.py); a 64-wide synthetic model
     lost 35% of its generation at 1,024 tokens with flash attention, a 128-wide one nothing,
-    and Gemma 3 (256 wide) gains from it everywhere. "on" and "off" are the user's."""
+    and Gemma 3 (256 wide) gains from it everywhere. "on" and "off" are the user's. That
+    measurement was one CPU's: where this rule applies the worker times both kernels on the
+    machine itself once (narrow_on_cpu, flash_choice.py) and this rule stands only until then."""
     return "off" if narrow_on_cpu(mode, head_size, kv_on_cpu) else mode
 
 

@@ -119,8 +119,9 @@ class ChatSettingsDialog(QDialog):
             form.addRow("Draft model", self.draft_model)
             self.flash_attn = _choices(
                 "Flash attention", FLASH_ATTN, sampling.get("flash_attn", "auto"),
-                "Automatic: on wherever it is faster; on a CPU, off for models with narrow "
-                "attention heads, whose replies deep in a chat it slows down")
+                "Automatic: on wherever it is faster; on a CPU, for models with narrow "
+                "attention heads, Hearth times both ways once on this machine and keeps the "
+                "quicker for replies deep in a chat")
             form.addRow("Flash attention", self.flash_attn)
         controls = thinking or {}
         self.thinking: QCheckBox | None = None
