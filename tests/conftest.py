@@ -78,6 +78,24 @@ def smollm_path(smollm_wheel: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def hybrid_path(smollm_path: Path) -> Path:
+    """A hybrid model (llama.cpp's LFM2: short-convolution layers with a recurrent state,
+    every third layer attention) with random weights around SmolLM2's tokenizer, written once
+    by desktop.bench.synthetic_model: no real hybrid model is small enough to fetch here. Its
+    weights are large enough that replies wander, so drafts are accepted and rejected."""
+    from desktop.bench.synthetic_model import Shape, write_hybrid_model
+
+    target = _cache_dir() / "synthetic-lfm2-256x6-std0.03.gguf"
+    if not target.is_file():
+        partial = target.with_suffix(".part")
+        write_hybrid_model(smollm_path, partial, Shape(n_embd=256, n_layer=6, n_head=4,
+                                                       n_head_kv=2, n_ff=512, n_ctx_train=4096),
+                           std=0.03)
+        partial.replace(target)
+    return target
+
+
 def _embed_model_candidates() -> list[Path]:
     """Where the embedding model may be: $HEARTH_EMBED_MODEL, the test cache, then the
     project's shared folder next to the checkout (`../shared/models/`)."""

@@ -13,6 +13,10 @@ norms and tied embeddings, in the shape asked for, around a tokenizer taken from
     python -m desktop.bench.synthetic_model model tok.gguf model-f16.gguf
     llama-quantize model-f16.gguf model-q4_k_m.gguf Q4_K_M
 
+`write_hybrid_model` writes an LFM2 the same way (short-convolution layers with a recurrent
+state, every third layer attention): the tests' hybrid model, since no real one is small
+enough to fetch here.
+
 The generated text is noise; it exists to be timed. `gguf` (gguf-py) is a test and
 development dependency only, imported here lazily (the frozen app excludes it).
 """
@@ -95,7 +99,6 @@ def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
 
     Tensors are generated and written one at a time, so memory stays at one tensor (a 1B
     model would otherwise hold 2 GB twice over)."""
-    import numpy as np
     from gguf import GGUFWriter, LlamaFileType
 
     if shape.n_embd % shape.n_head or shape.n_head % shape.n_head_kv:
@@ -134,27 +137,93 @@ def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
             (f"blk.{i}.ffn_down.weight", (shape.n_embd, shape.n_ff)),
         ]
     plan.append(("output_norm.weight", (shape.n_embd,)))
+    return _write_tensors(writer, plan, seed)
 
-    def dtype(dims: tuple[int, ...]) -> Any:
-        return np.float32 if len(dims) == 1 else np.float16  # norms stay F32, as converters do
+
+def _write_tensors(writer: Any, plan: list[tuple[str, tuple[int, ...]]], seed: int,
+                   std: float = 0.02) -> int:
+    """Write the header and then `plan`'s tensors, one at a time; the parameter count."""
+    import numpy as np
+
+    def dtype(tensor: str, dims: tuple[int, ...]) -> Any:
+        # Norms stay F32, as converters keep them; so do short-convolution kernels, which
+        # llama.cpp's ssm_conv reads as F32 only.
+        return np.float32 if len(dims) == 1 or tensor.endswith(F32_2D) else np.float16
 
     for tensor, dims in plan:
-        nbytes = int(np.prod(dims)) * np.dtype(dtype(dims)).itemsize
-        writer.add_tensor_info(tensor, dims, np.dtype(dtype(dims)), nbytes)
+        nbytes = int(np.prod(dims)) * np.dtype(dtype(tensor, dims)).itemsize
+        writer.add_tensor_info(tensor, dims, np.dtype(dtype(tensor, dims)), nbytes)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     rng = np.random.default_rng(seed)
     params = 0
-    for _tensor, dims in plan:
+    for tensor, dims in plan:
         if len(dims) == 1:
             data = np.ones(dims, dtype=np.float32)  # unit RMS-norm gains keep activations sane
         else:
-            data = (rng.standard_normal(dims, dtype=np.float32) * 0.02).astype(np.float16)
+            data = (rng.standard_normal(dims, dtype=np.float32) * std).astype(dtype(tensor, dims))
         writer.write_tensor_data(data)
         params += data.size
     writer.close()
     return params
+
+
+HYBRID_ARCH = "lfm2"
+F32_2D = ("shortconv.conv.weight",)  # 2-D tensors written as F32
+
+
+def write_hybrid_model(tokenizer: Path, target: Path, shape: Shape, *, attention_every: int = 3,
+                       l_cache: int = 3, seed: int = 0, std: float = 0.02,
+                       name: str = "synthetic-lfm2") -> int:
+    """Write an F16 LFM2 GGUF with random weights: a hybrid model whose layers are short
+    convolutions (a recurrent state in llama.cpp) except every `attention_every`-th, which is
+    attention with a KV cache, as in Liquid's LFM2. Its parameter count. A larger `std` than
+    the default makes replies that wander instead of repeating one token (for drafting tests,
+    which need drafts that miss)."""
+    from gguf import GGUFWriter, LlamaFileType
+
+    if shape.n_embd % shape.n_head or shape.n_head % shape.n_head_kv:
+        raise ValueError("n_embd must divide by n_head, and n_head by n_head_kv.")
+    fields = read_tokenizer(tokenizer)
+    writer = GGUFWriter(target, HYBRID_ARCH)
+    writer.add_name(name)
+    writer.add_file_type(LlamaFileType.MOSTLY_F16)
+    writer.add_context_length(shape.n_ctx_train)
+    writer.add_embedding_length(shape.n_embd)
+    writer.add_block_count(shape.n_layer)
+    writer.add_feed_forward_length(shape.n_ff)
+    writer.add_head_count(shape.n_head)
+    attention = [i % attention_every == attention_every - 1 for i in range(shape.n_layer)]
+    # A KV head count per layer: 0 marks a convolution layer (llama.cpp's is_recr).
+    writer.add_head_count_kv([shape.n_head_kv if a else 0 for a in attention])
+    writer.add_rope_freq_base(shape.rope_theta)
+    writer.add_layer_norm_rms_eps(shape.rms_eps)
+    writer.add_uint32(f"{HYBRID_ARCH}.shortconv.l_cache", l_cache)
+    n_vocab = _add_tokenizer(writer, fields)
+    writer.add_vocab_size(n_vocab)
+
+    head, kv_dim = shape.head_dim, shape.n_head_kv * shape.head_dim
+    n = shape.n_embd
+    plan: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (n_vocab, n))]
+    for i in range(shape.n_layer):
+        plan += [(f"blk.{i}.attn_norm.weight", (n,)), (f"blk.{i}.ffn_norm.weight", (n,)),
+                 (f"blk.{i}.ffn_gate.weight", (shape.n_ff, n)),
+                 (f"blk.{i}.ffn_up.weight", (shape.n_ff, n)),
+                 (f"blk.{i}.ffn_down.weight", (n, shape.n_ff))]
+        if attention[i]:
+            plan += [(f"blk.{i}.attn_q_norm.weight", (head,)),
+                     (f"blk.{i}.attn_k_norm.weight", (head,)),
+                     (f"blk.{i}.attn_q.weight", (n, n)),
+                     (f"blk.{i}.attn_k.weight", (kv_dim, n)),
+                     (f"blk.{i}.attn_v.weight", (kv_dim, n)),
+                     (f"blk.{i}.attn_output.weight", (n, n))]
+        else:
+            plan += [(f"blk.{i}.shortconv.conv.weight", (n, l_cache)),
+                     (f"blk.{i}.shortconv.in_proj.weight", (3 * n, n)),
+                     (f"blk.{i}.shortconv.out_proj.weight", (n, n))]
+    plan.append(("token_embd_norm.weight", (n,)))  # LFM2's output norm, under that name
+    return _write_tensors(writer, plan, seed, std)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,15 @@ where prompt lookup has nothing, under the same back-off, and checked by the sam
 Sliding-window models keep llama.cpp's small SWA cache, and a rejected draft still rolls back
 with llama_memory_seq_rm alone: llama.cpp reuses a cell only once it is out of the window of
 the batch's first position, so nothing a later position sees is lost (swa_checkpoints.py).
+
+Recurrent and hybrid models (Mamba, RWKV; LFM2, Granite 4 H, Nemotron-H, Qwen3-Next) cannot be
+cut back that way: their recurrent state holds only the newest position, llama_memory_seq_rm
+refuses a partial cut, and a rejected draft would stay in the state and garble the rest of the
+reply. For them a verify step first saves the recurrent state (llama.cpp's sequence state with
+PARTIAL_ONLY, which leaves out the attention layers' KV cache), and where part of the draft is
+rejected restores it, cuts the attention cache back to the step's start and decodes the kept
+tokens again, as llama-server does ("replay"). The save and the replay count in the step's
+cost, so drafting backs off where they eat its gain.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ from desktop.core.errors import EngineError
 from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
 
 MAX_DRAFT = 12
+PARTIAL_ONLY = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
 EMA = 0.2  # weight of the newest single-token decode time in its moving average
 
 
@@ -166,6 +176,13 @@ class TokenStream:
         self.index = NgramIndex(cache_tokens) if speculate else None
         self.policy = DraftPolicy(eager=eager, max_draft=MAX_DRAFT) if speculate else None
         self.batch = _Batch(MAX_DRAFT + 1) if speculate else None
+        # Where a rejected draft cannot be cut off the cache, the recurrent state it started
+        # from, saved before each verify step (see the module docstring).
+        self.saved: np.ndarray | None = None
+        self.replays = 0
+        model = llama_cpp.llama_get_model(ctx)
+        self.replay = speculate and bool(llama_cpp.llama_model_is_recurrent(model)
+                                         or llama_cpp.llama_model_is_hybrid(model))
         self.single_s = 0.0  # moving average of one token's decode
         self.decode_s = 0.0  # all decodes of this reply, single and batched
         self.decodes = 0
@@ -251,6 +268,8 @@ class TokenStream:
         mem = llama_cpp.llama_get_memory(ctx)
         pos0 = llama_cpp.llama_memory_seq_pos_max(mem, 0) + 1
         started = time.perf_counter()
+        if self.replay:
+            self._save_state()
         rc = llama_cpp.llama_decode(ctx, self.batch.fill([token, *draft], pos0))
         if rc != 0:
             raise EngineError(f"llama.cpp could not continue the reply (llama_decode={rc}); "
@@ -267,7 +286,10 @@ class TokenStream:
                 break
             accepted += 1
         if accepted < len(draft):
-            llama_cpp.llama_memory_seq_rm(mem, 0, pos0 + 1 + accepted, -1)
+            if self.replay:
+                self._replay([token, *draft[:accepted]], pos0)
+            else:
+                llama_cpp.llama_memory_seq_rm(mem, 0, pos0 + 1 + accepted, -1)
         spent = time.perf_counter() - started + draft_s  # a draft model's guessing counts too
         self.decode_s += spent
         self.decodes += 1
@@ -283,6 +305,31 @@ class TokenStream:
         worth = ((accepted + 1) * self.single_s / spent if self.single_s and spent > 0
                  else 2.0 if accepted else 0.5)
         self.policy.record(len(draft), accepted, worth)
+
+    def _save_state(self) -> None:
+        """Keep the recurrent state as it is before a verify step (PARTIAL_ONLY: without the
+        attention layers' KV cache, which llama_memory_seq_rm can cut)."""
+        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL_ONLY)
+        if self.saved is None or self.saved.size != size:
+            self.saved = np.empty(size, dtype=np.uint8)  # llama.cpp writes all of it
+        if llama_cpp.llama_state_seq_get_data_ext(
+                self.ctx, _pointer(self.saved), size, 0, PARTIAL_ONLY) != size:
+            raise EngineError("llama.cpp could not save the model's state to check a draft.")
+
+    def _replay(self, kept: list[int], pos0: int) -> None:
+        """Put the cache where a verify step that kept only `kept` (its first token and the
+        accepted draft) would have left it: the saved recurrent state, the attention cache cut
+        back to the step's start, and `kept` decoded again."""
+        assert self.saved is not None and self.batch is not None
+        ctx = self.ctx
+        self.replays += 1
+        restored = llama_cpp.llama_state_seq_set_data_ext(
+            ctx, _pointer(self.saved), self.saved.size, 0, PARTIAL_ONLY)
+        if not restored or not llama_cpp.llama_memory_seq_rm(
+                llama_cpp.llama_get_memory(ctx), 0, pos0, -1) \
+                or llama_cpp.llama_decode(ctx, self.batch.fill(kept, pos0)) != 0:
+            raise EngineError("llama.cpp could not take back a rejected draft; the reply "
+                              "stops here rather than go on from a wrong state.")
 
     def stats(self) -> dict[str, Any]:
         policy = self.policy
@@ -301,6 +348,8 @@ class TokenStream:
                 for name, c in self.sources.items()
                 if name == "lookup" or self.drafter is not None},
         }
+        if self.replay:
+            out["spec_replays"] = self.replays  # rejected drafts taken back by replaying
         if self.drafter is not None:
             out["spec_draft_model"] = self.drafter.name
             out["spec_draft_unsure"] = self.unsure
@@ -309,3 +358,7 @@ class TokenStream:
             # reply's decodes did cost.
             out["spec_speedup_est"] = self.tokens * self.single_s / self.decode_s
         return out
+
+
+def _pointer(buffer: np.ndarray) -> Any:
+    return buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

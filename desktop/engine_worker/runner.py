@@ -544,7 +544,9 @@ class Runner:
         mem = llama_cpp.llama_get_memory(ctx)
         if common == 0:
             llama_cpp.llama_memory_clear(mem, True)
-        elif not llama_cpp.llama_memory_seq_rm(mem, -1, common, -1):
+        # Sequence 0, the worker's one sequence, not -1 (all): a recurrent or hybrid model's
+        # cache refuses -1 outright, which made every follow-up re-read the whole chat.
+        elif not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
             llama_cpp.llama_memory_clear(mem, True)
             common = 0
         self.cache_tokens = self.cache_tokens[:common]
@@ -743,8 +745,10 @@ class Runner:
              **split.stats(),
              **stream.stats(),
              **quarter_rates(stamps),
-             # The reply's token ids, on request (tests compare replies token by token).
-             **({"tokens": generated} if params.get("return_tokens") else {}),
+             # The reply's and the prompt's token ids, on request (tests compare replies token
+             # by token, and recompute logits over the very prompt the worker read).
+             **({"tokens": generated, "prompt_ids": prompt} if params.get("return_tokens")
+                else {}),
              n_ctx=llm.n_ctx())
 
     # --- embed -------------------------------------------------------------------------

@@ -62,12 +62,13 @@ class LoopbackServer:
 
 
 class LlamaCppServer(LoopbackServer):
-    """`python -m llama_cpp.server` with the test model. The Gemma base model has no chat
-    template, so the server is given its built-in Gemma chat format."""
+    """`python -m llama_cpp.server` with the test model (through llama_cpp_server_main, which
+    keeps it off this build's AMX kernels). The Gemma base model has no chat template, so the
+    server is given its built-in Gemma chat format."""
 
     def __init__(self, model: Path, *, key: str | None = KEY, alias: str = "gemma-remote",
                  env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+        command = [sys.executable, "-m", "tests.e2e.llama_cpp_server_main", "--model", str(model),
                    "--host", "127.0.0.1", "--port", "0", "--chat_format", "gemma",
                    "--model_alias", alias, "--n_ctx", "4096", "--verbose", "False"]
         if key:
