@@ -60,9 +60,10 @@ import numpy as np
 from desktop.core.engine.protocol import FLASH_MODES
 from desktop.core.errors import EngineError
 from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
+from desktop.engine_worker.swa_checkpoints import PARTIAL as PARTIAL_ONLY
+from desktop.engine_worker.swa_checkpoints import pointer
 
 MAX_DRAFT = 12
-PARTIAL_ONLY = llama_cpp.LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
 EMA = 0.2  # weight of the newest single-token decode time in its moving average
 
 
@@ -313,7 +314,7 @@ class TokenStream:
         if self.saved is None or self.saved.size != size:
             self.saved = np.empty(size, dtype=np.uint8)  # llama.cpp writes all of it
         if llama_cpp.llama_state_seq_get_data_ext(
-                self.ctx, _pointer(self.saved), size, 0, PARTIAL_ONLY) != size:
+                self.ctx, pointer(self.saved), size, 0, PARTIAL_ONLY) != size:
             raise EngineError("llama.cpp could not save the model's state to check a draft.")
 
     def _replay(self, kept: list[int], pos0: int) -> None:
@@ -324,7 +325,7 @@ class TokenStream:
         ctx = self.ctx
         self.replays += 1
         restored = llama_cpp.llama_state_seq_set_data_ext(
-            ctx, _pointer(self.saved), self.saved.size, 0, PARTIAL_ONLY)
+            ctx, pointer(self.saved), self.saved.size, 0, PARTIAL_ONLY)
         if not restored or not llama_cpp.llama_memory_seq_rm(
                 llama_cpp.llama_get_memory(ctx), 0, pos0, -1) \
                 or llama_cpp.llama_decode(ctx, self.batch.fill(kept, pos0)) != 0:
@@ -358,7 +359,3 @@ class TokenStream:
             # reply's decodes did cost.
             out["spec_speedup_est"] = self.tokens * self.single_s / self.decode_s
         return out
-
-
-def _pointer(buffer: np.ndarray) -> Any:
-    return buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

@@ -41,6 +41,7 @@ from desktop.engine_worker.embedder import PACK_TOKENS, Embedder
 from desktop.engine_worker.flash_choice import Verdicts, measure, verdict, verdict_key
 from desktop.engine_worker.flash_prefill import FlashPrefill, side_flash, suits
 from desktop.engine_worker.multimodal import Vision, snap
+from desktop.engine_worker.recurrent_checkpoints import RecurrentCheckpoints, has_recurrent_state
 from desktop.engine_worker.state_cache import StateCache, model_fingerprint, restore, snapshot
 from desktop.engine_worker.swa_checkpoints import (
     SwaCheckpoints,
@@ -270,7 +271,8 @@ class Runner:
         # Reads long prompts with flash attention where Automatic turned it off (flash_prefill.py).
         self.flash_prefill: FlashPrefill | None = None
         self.prefill_side = False  # the last prompt was read that way (the reply's stats)
-        # A sliding-window model's small SWA cache, cut back behind its window (swa_checkpoints.py).
+        # A sliding-window model's small SWA cache, cut back behind its window
+        # (swa_checkpoints.py), or a recurrent state, cut back at all (recurrent_checkpoints.py).
         self.checkpoints: SwaCheckpoints | None = None
 
     # --- dispatch ----------------------------------------------------------------------
@@ -409,7 +411,8 @@ class Runner:
             self.flash_prefill = FlashPrefill(llm.model, n_batch, threads, threads_batch) \
                 if side_flash(flash, used_flash) and suits(llm.model) else None
             n_swa = worth_checkpoints(llm.model, info.architecture)
-            self.checkpoints = SwaCheckpoints(llm.ctx, n_swa) if n_swa else None
+            self.checkpoints = SwaCheckpoints(llm.ctx, n_swa) if n_swa else (
+                RecurrentCheckpoints(llm.ctx) if has_recurrent_state(llm.model) else None)
             self.session = None
             state_dir = msg.get("state_dir")
             self.states = StateCache(
@@ -539,7 +542,8 @@ class Runner:
             common = 0
         checkpoints = self.checkpoints
         if checkpoints is not None:
-            # Behind a sliding window the cache keeps only what a checkpoint restores.
+            # Behind a sliding window, or in a recurrent state, the cache keeps only what a
+            # checkpoint restores.
             common = checkpoints.cut(prompt, common)
         mem = llama_cpp.llama_get_memory(ctx)
         if common == 0:
@@ -574,7 +578,15 @@ class Runner:
         if self.vision is not None and any(t < 0 for t in prompt[common:]):
             self.vision.decode(prompt[common:], common, lambda part: decoder.decode(part))
         else:
-            decoder.decode(prompt[common:], on_batch)
+            # A recurrent state is checkpointed before the prompt's last token too: that is
+            # where regenerating cuts (recurrent_checkpoints.py).
+            split = len(prompt) - 1 if checkpoints is not None and checkpoints.before_last \
+                and new > 1 else len(prompt)
+            decoder.decode(prompt[common:split], on_batch)
+            if split < len(prompt):
+                assert checkpoints is not None
+                checkpoints.take(prompt[:split])
+                decoder.decode(prompt[split:])
         self.cache_tokens.extend(prompt[common:])
         if checkpoints is not None:
             checkpoints.take(self.cache_tokens)  # where the reply starts

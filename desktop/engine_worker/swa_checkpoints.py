@@ -74,6 +74,9 @@ def worth_checkpoints(model: Any, architecture: str) -> int:
 class SwaCheckpoints:
     """The checkpoints of one context (sequence 0) of a sliding-window model."""
 
+    before_last = False  # a checkpoint at the end of the prompt serves a regeneration too
+    min_tokens = MIN_TOKENS
+
     def __init__(self, ctx: Any, n_swa: int) -> None:
         self.ctx = ctx
         self.n_swa = n_swa
@@ -109,7 +112,7 @@ class SwaCheckpoints:
             mem = llama_cpp.llama_get_memory(self.ctx)
             llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1)
             done = llama_cpp.llama_state_seq_set_data_ext(
-                self.ctx, _pointer(checkpoint.blob), len(checkpoint.blob), 0, PARTIAL)
+                self.ctx, pointer(checkpoint.blob), len(checkpoint.blob), 0, PARTIAL)
             if done and llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1) and self.reaches(keep):
                 self.restored += 1
                 return keep
@@ -125,7 +128,7 @@ class SwaCheckpoints:
     def take(self, tokens: list[int]) -> None:
         """Save the SWA cache now that the KV cache holds exactly `tokens`."""
         n = len(tokens)
-        if self.off or n < MIN_TOKENS or any(len(c.tokens) == n for c in self.saved):
+        if self.off or n < self.min_tokens or any(len(c.tokens) == n for c in self.saved):
             return
         size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
         if self.off is None:  # one cache: a "checkpoint" would be all of it
@@ -135,11 +138,14 @@ class SwaCheckpoints:
         if not size or not self._room_for(size):
             return
         blob = np.empty(size, dtype=np.uint8)  # not zero-filled: llama.cpp writes all of it
-        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, _pointer(blob), size, 0,
+        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, pointer(blob), size, 0,
                                                   PARTIAL) != size:
             return
         pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.ctx), 0)
-        self.saved.append(Checkpoint(list(tokens), blob, pos_min))
+        self._keep(Checkpoint(list(tokens), blob, pos_min))
+
+    def _keep(self, checkpoint: Checkpoint) -> None:
+        self.saved.append(checkpoint)
         self.saved.sort(key=lambda c: len(c.tokens))
         while len(self.saved) > MAX_CHECKPOINTS:
             self.saved.pop(0)  # the oldest point of the chat is the least likely branch
@@ -158,5 +164,6 @@ class SwaCheckpoints:
         self.saved.clear()
 
 
-def _pointer(blob: np.ndarray) -> Any:
+def pointer(blob: np.ndarray) -> Any:
+    """A uint8 numpy buffer as the pointer llama.cpp's state functions take."""
     return blob.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))

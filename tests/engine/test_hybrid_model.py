@@ -1,5 +1,6 @@
 """A hybrid model (recurrent short-convolution layers beside attention, llama.cpp's LFM2) in the
-real worker: drafting stays exact, follow-ups reuse the cache and answer as a fresh read does.
+real worker: drafting stays exact; follow-ups, regenerations and edits reuse the cache through
+checkpoints of the recurrent state and answer as a fresh read does.
 
 llama_memory_seq_rm cannot cut a recurrent state back, so a rejected draft used to stay in it:
 on this model the logits after one rejected draft had cosine 0.15 with the right ones, and
@@ -19,6 +20,7 @@ from desktop.bench import chat_format
 from desktop.core.chat.templates import render_parts
 from desktop.core.engine.client import EngineClient, LoadOptions
 from desktop.engine_worker.decode_loop import TokenStream
+from desktop.engine_worker.recurrent_checkpoints import RecurrentCheckpoints
 from desktop.engine_worker.runner import Runner, open_model, warm_up
 from tests.engine.greedy_ties import assert_same_greedy
 from tests.engine.logits import cosine, last_logits
@@ -105,41 +107,76 @@ def test_greedy_replies_with_drafting_are_those_without(tmp_path: Path, hybrid_p
     assert replays > 0  # drafts were rejected, and taken back, in these replies
 
 
-def test_a_follow_up_reuses_the_cache_and_answers_as_a_fresh_read(
+def _chats(first_reply: str) -> dict[str, list[dict[str, str]]]:
+    """The turns that branch off a first exchange, each a place a checkpoint serves."""
+    first = [{"role": "user", "content": PROMPTS[0]}]
+    answered = [*first, {"role": "assistant", "content": first_reply}]
+    return {
+        "regenerate": first,  # the same prompt again: cut before its last token
+        "follow-up": [*answered, {"role": "user", "content": "And then?"}],  # appends
+        "edit": [*answered, {"role": "user", "content": "No, tell me more."}],  # cut there
+        # The history holds another reply than the one generated (a reasoning model's
+        # without its thinking): cut where that reply started.
+        "other reply": [*first, {"role": "assistant", "content": "Something shorter."},
+                        {"role": "user", "content": "And then?"}],
+    }
+
+
+def test_branching_turns_restore_a_checkpoint_and_answer_as_a_fresh_read(
         tmp_path: Path, hybrid_path: Path, hybrid: Runner) -> None:
-    """A follow-up reads only its new part (a hybrid model's cache refuses a cut for "all
-    sequences", which made every follow-up re-read the chat), and answers as a worker that
-    reads the whole chat does. A regeneration, which must cut the recurrent state back, reads
-    the prompt again and answers as before."""
+    """A regeneration, a follow-up, an edit of the last message and a history with another
+    reply each read only what follows the point they branch from (a hybrid model's cache can
+    be cut back only to a checkpoint: recurrent_checkpoints.py), and answer as a worker that
+    reads the whole prompt from scratch does."""
     fmt = chat_format(str(hybrid_path))
-    history = [{"role": "user", "content": PROMPTS[0]}]
-    later = [{"role": "user", "content": "And then?"}]
     asked = {"temperature": 0, "max_tokens": 24, "ignore_eos": True, "speculative": False,
              "return_tokens": True}
-    replies = []
-    for other_first in (False, True):
-        client = EngineClient(tmp_path / f"engine-{other_first}.log")
+    first_prompt = render_parts(fmt, _chats("")["regenerate"])
+    runs: dict[str, dict[str, dict]] = {"cached": {}, "fresh": {}}
+    for way in runs:
+        client = EngineClient(tmp_path / f"{way}.log")
         try:
             client.load(LoadOptions(str(hybrid_path), n_ctx=2048))
-            first = client.generate(render_parts(fmt, history), asked)
+            first = client.generate(first_prompt, asked)
             first_done = first.wait()
-            again = client.generate(render_parts(fmt, history), asked).wait()  # regenerate
-            assert again["tokens"] == first_done["tokens"]
-            chat = [*history, {"role": "assistant", "content": "".join(first.text)}, *later]
-            if other_first:  # another chat in between: the follow-up is read from scratch
-                client.generate(render_parts(fmt, [{"role": "user", "content": "Hi."}]),
-                                asked).wait()
-            follow = client.generate(render_parts(fmt, chat), asked).wait()
+            for name, chat in _chats("".join(first.text)).items():
+                if way == "fresh":  # another chat in between: nothing to build on
+                    client.generate(render_parts(fmt, [{"role": "user", "content": "Hi."}]),
+                                    asked).wait()
+                runs[way][name] = client.generate(render_parts(fmt, chat), asked).wait()
         finally:
             client.shutdown()
-        if other_first:
-            assert follow["cached_tokens"] == 0
-        else:
-            assert follow["cached_tokens"] > first_done["prompt_tokens"]
-        replies.append(follow)
-    assert replies[0]["prompt_ids"] == replies[1]["prompt_ids"]
-    # Equal, or parted at a near-tie: the cached history was read in other batches (the
-    # reply one token at a time) than the fresh read, and llama.cpp need not give the same
-    # last bits for both (greedy_ties.py).
-    assert_same_greedy(hybrid.llm, replies[1]["prompt_ids"], replies[1]["tokens"],
-                       replies[0]["tokens"])
+    n_first = first_done["prompt_tokens"]
+    ends = {"regenerate": n_first - 1, "follow-up": None, "edit": None,
+            "other reply": n_first}
+    for name, done in runs["cached"].items():
+        fresh = runs["fresh"][name]
+        assert fresh["cached_tokens"] == 0
+        assert done["prompt_ids"] == fresh["prompt_ids"], name
+        if ends[name] is not None:
+            assert done["cached_tokens"] == ends[name], name
+        else:  # past the first reply: all of the history before the new message
+            assert done["cached_tokens"] > n_first + 8, name
+        # Equal, or parted at a near-tie: the cached part was read in other batches (the
+        # reply one token at a time) than the fresh read (greedy_ties.py).
+        assert_same_greedy(hybrid.llm, fresh["prompt_ids"], fresh["tokens"], done["tokens"])
+
+
+def test_a_checkpoint_llama_cpp_refuses_is_dropped_and_the_prompt_read_again(
+        hybrid: Runner) -> None:
+    llm = hybrid.llm
+    mem = llama_cpp.llama_get_memory(llm.ctx)
+    tokens = llm.tokenize(PROMPTS[2].encode(), add_bos=False)[:60]
+    checkpoints = RecurrentCheckpoints(llm.ctx)
+    _read(llm, tokens[:40])
+    checkpoints.take(tokens[:40])
+    array = (llama_cpp.llama_token * 20)(*tokens[40:60])
+    assert llama_cpp.llama_decode(llm.ctx, llama_cpp.llama_batch_get_one(array, 20)) == 0
+    assert checkpoints.cut(tokens, 60) == 60  # nothing cut: the cache is kept as it is
+    assert checkpoints.cut(tokens, 50) == 40  # cut behind the state: the checkpoint's prefix
+    assert llama_cpp.llama_memory_seq_pos_max(mem, 0) == 39 and checkpoints.restored == 1
+    assert checkpoints.cut([*tokens[:30], 5, 6], 30) == 30  # none at or before 30: the caller's
+    checkpoints.saved[0].blob[:4] = 0  # no longer a state llama.cpp accepts
+    _read(llm, tokens)
+    assert checkpoints.cut(tokens, 50) == 0
+    assert not checkpoints.saved and llama_cpp.llama_memory_seq_pos_max(mem, 0) == -1
