@@ -28,8 +28,8 @@ find_slot), so every cell a later position can see survives a roll-back to insid
 Not every model with a window gets checkpoints (`worth_checkpoints`): Llama 4's windows are
 chunks (a cut must reach back to its chunk's start, which a checkpoint rarely holds), so it keeps
 the full-size cache (`FULL_SIZE_ARCHITECTURES`); a hybrid or recurrent model (LFM2) cannot cut
-its recurrent state back at all, and its pos_min is the recurrent state's, so it reuses a prefix
-only by appending, which the small cache serves; and a model that reports a window with no
+its recurrent state back at all, and its pos_min is the recurrent state's, so it gets checkpoints
+of that state instead (recurrent_checkpoints.py, a subclass of this one); and a model that reports a window with no
 separate SWA cache (some EXAONE 4 sizes) would copy its whole cache per checkpoint, so `take`
 stops when a partial state is as big as the whole one.
 """
