@@ -37,7 +37,8 @@ Recurrent and hybrid models (Mamba, RWKV; LFM2, Granite 4 H, Nemotron-H, Qwen3-N
 cut back that way: their recurrent state holds only the newest position, llama_memory_seq_rm
 refuses a partial cut, and a rejected draft would stay in the state and garble the rest of the
 reply. For them a verify step first saves the recurrent state (llama.cpp's sequence state with
-PARTIAL_ONLY, which leaves out the attention layers' KV cache), and where part of the draft is
+PARTIAL_ONLY, which leaves out the attention layers' KV cache, except a sliding-window cache
+beside it, which it keeps: correct, but a bigger copy), and where part of the draft is
 rejected restores it, cuts the attention cache back to the step's start and decodes the kept
 tokens again, as llama-server does ("replay"). The save and the replay count in the step's
 cost, so drafting backs off where they eat its gain.
@@ -119,7 +120,7 @@ def narrow_on_cpu(mode: str, head_size: int, kv_on_cpu: bool) -> bool:
     fixed rule above is what stands until then, or where that cannot be measured. Not where
     HEARTH_FLASH_ATTN overrides every load (flash_attention)."""
     return (mode == "auto" and kv_on_cpu and 0 < head_size <= CPU_FLASH_MAX_HEAD
-            and os.environ.get("HEARTH_FLASH_ATTN", "") in ("", "auto"))
+            and os.environ.get("HEARTH_FLASH_ATTN", "") not in FLASH_MODES)
 
 
 def warm_up(ctx: Any, model: Any) -> None:
@@ -326,9 +327,13 @@ class TokenStream:
         self.replays += 1
         restored = llama_cpp.llama_state_seq_set_data_ext(
             ctx, pointer(self.saved), self.saved.size, 0, PARTIAL_ONLY)
-        if not restored or not llama_cpp.llama_memory_seq_rm(
-                llama_cpp.llama_get_memory(ctx), 0, pos0, -1) \
+        mem = llama_cpp.llama_get_memory(ctx)
+        if not restored or not llama_cpp.llama_memory_seq_rm(mem, 0, pos0, -1) \
                 or llama_cpp.llama_decode(ctx, self.batch.fill(kept, pos0)) != 0:
+            # A refused restore leaves the recurrent state empty: the next request must read
+            # its prompt from the start, not build on what the record says the cache holds.
+            llama_cpp.llama_memory_clear(mem, True)
+            self.cache.clear()
             raise EngineError("llama.cpp could not take back a rejected draft; the reply "
                               "stops here rather than go on from a wrong state.")
 

@@ -4,9 +4,13 @@ Whether llama.cpp's CPU flash-attention kernel helps a model with heads 64 wide 
 depends on the CPU, not only on the model. On session 6's Xeon, SmolLM2 generated 2.3x faster
 deep in a chat without it; on session 7's EPYC it generated ~5% faster with it, while still
 answering a short follow-up later (README, Performance). A fixed rule is wrong on one of them.
-So where Automatic has that choice (decode_loop.needs_choice), the worker times both kernels
+So where Automatic has that choice (decode_loop.narrow_on_cpu), the worker times both kernels
 on the loaded model, once, and keeps the verdict per model file, thread count, CPU and
-llama.cpp build (the load message's `tuning_file`; without one, for the worker's lifetime).
+llama.cpp build (its version and its system info: CPU features, GPU backend) in the load
+message's `tuning_file` (without one, for the worker's lifetime). The verdict is for a whole
+turn, so it can keep the kernel that generates a little slower where it reads a follow-up
+far sooner. One measurement taken while the machine was busy stands until the model file,
+the threads, the CPU or the build changes; deleting the file measures again.
 
 What is timed is one turn deep in a chat: a follow-up of FOLLOW_UP tokens read in one batch
 and REPLY tokens generated one at a time, after DEPTH tokens of history. A kernel whose
@@ -22,6 +26,7 @@ See docs/DESIGN.md, section 4.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 import platform
@@ -231,8 +236,11 @@ def cpu_name() -> str:
 
 
 def verdict_key(fingerprint: str, threads: int, threads_batch: int) -> str:
+    # The build's system info names its CPU features and backends: a rebuild of the same
+    # version with other flags (no AMX, CUDA) measures again.
+    build = hashlib.sha256(llama_cpp.llama_print_system_info()).hexdigest()[:12]
     return "|".join((fingerprint, f"{threads}/{threads_batch}", cpu_name(),
-                     str(llama_cpp.__version__)))
+                     f"{llama_cpp.__version__}+{build}"))
 
 
 class Verdicts:

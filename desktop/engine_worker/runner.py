@@ -388,12 +388,18 @@ class Runner:
                 timings = measure(llm.model, threads, threads_batch)
                 if timings is not None:
                     chosen = verdict(timings)
-                    verdicts.put(key, chosen, timings)
                     flash_choice = {"source": "measured", "timings": timings}
                     if chosen != used_flash:
                         llm.close()  # the weights stay in the page cache: a quick reopen
-                        llm = opening(chosen)
+                        try:
+                            llm = opening(chosen)
+                        except (ValueError, RuntimeError, OSError):
+                            # Kept as the verdict, a kernel that cannot load would fail
+                            # every later load: the rule's choice is kept instead.
+                            chosen = used_flash
+                            llm = opening(used_flash)
                         used_flash = chosen
+                    verdicts.put(key, chosen, timings)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelFileError(f"llama.cpp could not load {path.name}: {exc}",
                                  details=str(path)) from exc

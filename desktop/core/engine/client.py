@@ -51,8 +51,8 @@ class LoadOptions:
     # worker checks its vocabulary and loads without it, with a note, when it cannot be used.
     draft_path: str | None = None
     # Flash attention: "auto", "on" or "off" (a model's defaults). "auto" is llama.cpp's own
-    # choice, except off for heads 64 wide or narrower with the KV cache on the CPU, where it
-    # slows generation deep in a chat (engine_worker decode_loop.effective_flash).
+    # choice, except for heads 64 wide or narrower with the KV cache on the CPU, where the
+    # worker times both kernels on the machine once (engine_worker flash_choice.py).
     flash_attn: str = "auto"
     # Where the worker keeps what it measured on this machine (engine_worker flash_choice.py:
     # Automatic flash attention for narrow heads on a CPU). None: measured per worker process.
