@@ -40,7 +40,8 @@ def runner(gemma_path: Path):
     # Flash attention off: its CPU kernel sums in f16 in the order of the cache's cells, so a
     # restored window (the same cells, elsewhere in the cache) differs in the last bits (cosine
     # ~0.9995, as does a prompt's last token read alone); plain attention gives the prompt's
-    # logits exactly, so the comparisons below can tell a right window from a short one.
+    # logits exactly (read the same way: _cold_last_alone), so the comparisons below can tell
+    # a right window from a short one.
     runner.op_load({"path": str(gemma_path), "n_ctx": 4096, "n_threads": 2, "flash_attn": "off"},
                    lambda *a, **k: None)
     assert runner.checkpoints is not None and runner.checkpoints.n_swa == 512
@@ -63,6 +64,21 @@ def _cold(runner: Any, prompt: list[int]) -> np.ndarray:
     return last_logits(runner.llm)
 
 
+def _cold_last_alone(runner: Any, prompt: list[int]) -> np.ndarray:
+    """The prompt read from scratch as a regeneration over a restored cache reads it: all but
+    its last token as a batch, the last token alone. Some CPUs give a token different last bits
+    alone than in a batch (greedy_ties.py): on session 8's AMX Xeon a prompt's logits read
+    whole and read this way had cosine 0.99976, while a restored window matched this way
+    exactly (cosine 0.9999999, largest difference 0.0000) and a plain cut did not (0.99934)."""
+    from desktop.engine_worker.runner import Decoder
+
+    runner.cache_tokens = []
+    assert runner.prepare(prompt[:-1]) == 0
+    Decoder(runner.llm.ctx, 512).decode(prompt[-1:])
+    runner.cache_tokens = list(prompt)
+    return last_logits(runner.llm)
+
+
 def _moved_past(runner: Any, n: int) -> None:
     """The cache, cut back to n tokens, no longer holds the window that token n needs."""
     assert runner.checkpoints is not None
@@ -79,7 +95,7 @@ def test_regenerating_a_long_reply_reads_only_the_last_prompt_token(runner) -> N
     assert runner.prepare(prompt) == len(prompt) - 1  # as a regenerate asks for it
     assert runner.checkpoints.restored == restored + 1
     warm = last_logits(runner.llm)
-    cold = _cold(runner, prompt)
+    cold = _cold_last_alone(runner, prompt)
     assert cosine(warm, cold) > 0.99999 and warm.argmax() == cold.argmax()
 
 
@@ -114,6 +130,7 @@ def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runne
 
     parts = _chat(DOCUMENT)
     prompt = runner.tokenize_parts(parts)
+    last_alone = _cold_last_alone(runner, prompt)
     cold = _cold(runner, prompt)
     _generate(runner, parts, LONG_REPLY)
     runner.checkpoints.clear()
@@ -127,7 +144,9 @@ def test_a_cut_behind_the_window_without_a_checkpoint_is_read_from_scratch(runne
     assert llama_cpp.llama_memory_seq_rm(mem, 0, len(prompt) - 1, -1)
     Decoder(runner.llm.ctx, 512).decode(prompt[-1:])
     runner.cache_tokens = []  # the runner's record no longer says what the cache holds
-    assert cosine(last_logits(runner.llm), cold) < 0.9995
+    # Against the same prompt read the same way (its last token alone), where a restored
+    # window gives cosine > 0.99999: 0.998 on session 7's EPYC, 0.9993 on session 8's Xeon.
+    assert cosine(last_logits(runner.llm), last_alone) < 0.9999
 
 
 def test_a_drafted_reply_past_the_window_leaves_the_whole_window_in_the_cache(runner) -> None:

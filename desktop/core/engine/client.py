@@ -31,6 +31,10 @@ from desktop.core.errors import EngineCrashed, EngineError, HearthError, ModelFi
 # between two checks of the cancel flag (a drafted batch, or a prompt batch under load), which
 # took over 3 s on a loaded 2-core machine: killing it then cost a model reload for nothing.
 CANCEL_GRACE_S = 8.0
+# How often a cancelled request still queued behind another checks whether the worker reached
+# it. The grace used to start at the cancel: on a loaded machine the request before it took
+# longer than that, and the worker was killed just as it reached the cancelled one.
+REACH_POLL_S = 0.25
 CRASH_MESSAGE = "The model stopped unexpectedly."
 
 
@@ -85,11 +89,14 @@ class Generation:
     # Hears the worker's `progress` events (reading a long prompt: stage "prompt", done and
     # total tokens) before the first token; set it before iterating.
     on_progress: Callable[[dict[str, Any]], None] | None = None
+    _cancelled: bool = False
+    # When the worker's grace to honour the cancel started: once it has reached this request
+    # (a request queued behind another is dropped when reached, however long that takes).
     _cancel_at: float | None = None
 
     def cancel(self) -> None:
-        if self._cancel_at is None and self.result is None:
-            self._cancel_at = time.monotonic()
+        if not self._cancelled and self.result is None:
+            self._cancelled = True
             self.client._send({"op": "cancel", "id": self.client._next_id(),
                                "target": self.request_id})
 
@@ -101,16 +108,18 @@ class Generation:
     def pieces(self) -> Iterator[tuple[str, str]]:
         while self.result is None:
             timeout = None
+            if self._cancelled and self._cancel_at is None:
+                if self.client._reached(self.request_id):
+                    self._cancel_at = time.monotonic()
+                else:  # queued behind an earlier request (an API reply, say): look again
+                    timeout = REACH_POLL_S
             if self._cancel_at is not None:
                 timeout = max(0.0, self._cancel_at + CANCEL_GRACE_S - time.monotonic())
             try:
                 event = self.events.get(timeout=timeout)
             except queue.Empty:
-                if not self.client._reached(self.request_id):
-                    # Still queued in the worker behind an earlier request (an API reply, say):
-                    # the worker will drop it on reaching it, so its grace starts then.
-                    self._cancel_at = time.monotonic()
-                    continue
+                if self._cancel_at is None:
+                    continue  # not reached yet: its grace has not started
                 # The worker is stuck in native code: kill it; the partial text stays ours.
                 self.client.kill()
                 self.result = {"event": "done", "stop_reason": "cancelled", "killed": True,
