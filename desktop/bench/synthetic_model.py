@@ -93,18 +93,15 @@ def write_tokenizer(source: Path, target: Path) -> None:
     writer.close()
 
 
-def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
-                name: str = "synthetic-llama") -> int:
-    """Write an F16 Llama GGUF with random weights; returns its parameter count.
-
-    Tensors are generated and written one at a time, so memory stays at one tensor (a 1B
-    model would otherwise hold 2 GB twice over)."""
+def _writer(tokenizer: Path, target: Path, arch: str, shape: Shape,
+            name: str) -> tuple[Any, list[tuple[str, Any, Any, Any]]]:
+    """A GGUF writer for `arch` with the keys every shape has, and the tokenizer's fields."""
     from gguf import GGUFWriter, LlamaFileType
 
     if shape.n_embd % shape.n_head or shape.n_head % shape.n_head_kv:
         raise ValueError("n_embd must divide by n_head, and n_head by n_head_kv.")
     fields = read_tokenizer(tokenizer)
-    writer = GGUFWriter(target, ARCH)
+    writer = GGUFWriter(target, arch)
     writer.add_name(name)
     writer.add_file_type(LlamaFileType.MOSTLY_F16)
     writer.add_context_length(shape.n_ctx_train)
@@ -112,6 +109,16 @@ def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
     writer.add_block_count(shape.n_layer)
     writer.add_feed_forward_length(shape.n_ff)
     writer.add_head_count(shape.n_head)
+    return writer, fields
+
+
+def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
+                name: str = "synthetic-llama") -> int:
+    """Write an F16 Llama GGUF with random weights; returns its parameter count.
+
+    Tensors are generated and written one at a time, so memory stays at one tensor (a 1B
+    model would otherwise hold 2 GB twice over)."""
+    writer, fields = _writer(tokenizer, target, ARCH, shape, name)
     writer.add_head_count_kv(shape.n_head_kv)
     writer.add_rope_dimension_count(shape.head_dim)
     writer.add_rope_freq_base(shape.rope_theta)
@@ -181,19 +188,7 @@ def write_hybrid_model(tokenizer: Path, target: Path, shape: Shape, *, attention
     attention with a KV cache, as in Liquid's LFM2. Its parameter count. A larger `std` than
     the default makes replies that wander instead of repeating one token (for drafting tests,
     which need drafts that miss)."""
-    from gguf import GGUFWriter, LlamaFileType
-
-    if shape.n_embd % shape.n_head or shape.n_head % shape.n_head_kv:
-        raise ValueError("n_embd must divide by n_head, and n_head by n_head_kv.")
-    fields = read_tokenizer(tokenizer)
-    writer = GGUFWriter(target, HYBRID_ARCH)
-    writer.add_name(name)
-    writer.add_file_type(LlamaFileType.MOSTLY_F16)
-    writer.add_context_length(shape.n_ctx_train)
-    writer.add_embedding_length(shape.n_embd)
-    writer.add_block_count(shape.n_layer)
-    writer.add_feed_forward_length(shape.n_ff)
-    writer.add_head_count(shape.n_head)
+    writer, fields = _writer(tokenizer, target, HYBRID_ARCH, shape, name)
     attention = [i % attention_every == attention_every - 1 for i in range(shape.n_layer)]
     # A KV head count per layer: 0 marks a convolution layer (llama.cpp's is_recr).
     writer.add_head_count_kv([shape.n_head_kv if a else 0 for a in attention])

@@ -24,9 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 import llama_cpp
-import numpy as np
 
-from desktop.engine_worker.swa_checkpoints import PARTIAL, Checkpoint, SwaCheckpoints, pointer
+from desktop.engine_worker.swa_checkpoints import PARTIAL, SwaCheckpoints, pointer
 
 
 def has_recurrent_state(model: Any) -> bool:
@@ -41,7 +40,9 @@ class RecurrentCheckpoints(SwaCheckpoints):
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx, 0)
-        self.off = False  # a pure recurrent model's partial state is all of it: still worth it
+        # A pure recurrent model's partial state is all of it, which is what a checkpoint must
+        # hold: `take` saves it (within its share of free memory).
+        self.off = False
 
     def cut(self, prompt: list[int], common: int) -> int:
         """How many of `prompt`'s first tokens the cache can keep, `common` of them matching
@@ -65,17 +66,3 @@ class RecurrentCheckpoints(SwaCheckpoints):
             llama_cpp.llama_memory_clear(mem, True)  # half restored: start clean
             return 0
         return common
-
-    def take(self, tokens: list[int]) -> None:
-        """Save the recurrent state now that the cache holds exactly `tokens`."""
-        n = len(tokens)
-        if n < self.min_tokens or any(len(c.tokens) == n for c in self.saved):
-            return
-        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
-        if not size or not self._room_for(size):
-            return
-        blob = np.empty(size, dtype=np.uint8)  # not zero-filled: llama.cpp writes all of it
-        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, pointer(blob), size, 0,
-                                                  PARTIAL) != size:
-            return
-        self._keep(Checkpoint(list(tokens), blob, 0))
