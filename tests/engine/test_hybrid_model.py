@@ -106,7 +106,7 @@ def test_greedy_replies_with_drafting_are_those_without(tmp_path: Path, hybrid_p
     finally:
         client.shutdown()
     # How many drafts were rejected depends on drafting's back-off, which follows the measured
-    # cost of each step (on a quiet machine 6 of these 4 replies' drafts were); the forced
+    # cost of each step (on a quiet machine, 6 drafts across these 4 replies were); the forced
     # rejections above check the replay itself.
     print(f"drafts taken back by replaying: {replays}")
 
