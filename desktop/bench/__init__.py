@@ -315,8 +315,11 @@ def _model_bench(args: argparse.Namespace, data_dir: Path, want: set[str],
     threads_batch = args.threads or os.cpu_count() or threads
     n_ctx = max(4096, args.prompt_tokens * 2 + args.gen_tokens + 256, LONG_TOKENS + 256)
     log = paths.logs_dir(data_dir) / "bench-engine.log"
+    # Automatic flash attention's verdict kept as the app keeps it (engine_worker
+    # flash_choice.py): measured at the first load, not again in every new worker timed here.
     options = LoadOptions(str(model), n_ctx=n_ctx, n_threads=threads,
-                          n_threads_batch=threads_batch)
+                          n_threads_batch=threads_batch,
+                          tuning_file=str(paths.logs_dir(data_dir) / "bench-tuning.json"))
     with tempfile.TemporaryDirectory(prefix="hearth-bench-") as states:
         client = EngineClient(log)
         try:

@@ -62,7 +62,8 @@ def run_spec_bench(args: argparse.Namespace, model: str, log_dir: Path) -> dict[
     options = LoadOptions(model, n_ctx=4096, n_threads=threads,
                           n_threads_batch=args.threads or os.cpu_count() or threads,
                           n_gpu_layers=int(getattr(args, "gpu_layers", 0) or 0),
-                          draft_path=str(Path(draft).expanduser()) if draft else None)
+                          draft_path=str(Path(draft).expanduser()) if draft else None,
+                          tuning_file=str(log_dir / "bench-tuning.json"))
     greedy = {"temperature": 0, "stop": fmt.stop, "max_tokens": args.gen_tokens}
     docs = _doc_prompts(fmt, max(4, args.repeats * 2))
     chats = [render_parts(fmt, [{"role": "user", "content": text}]) for text in (
