@@ -96,6 +96,22 @@ def hybrid_path(smollm_path: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def hybrid_draft_path(smollm_path: Path) -> Path:
+    """A smaller synthetic LFM2 with the same tokenizer, to draft for hybrid_path: its large
+    embedding makes it confident (it drafts), and wrong (the target rejects its drafts)."""
+    from desktop.bench.synthetic_model import Shape, write_hybrid_model
+
+    target = _cache_dir() / "synthetic-lfm2-128x3-embed0.3.gguf"
+    if not target.is_file():
+        partial = target.with_suffix(".part")
+        write_hybrid_model(smollm_path, partial, Shape(n_embd=128, n_layer=3, n_head=2,
+                                                       n_head_kv=1, n_ff=256, n_ctx_train=4096),
+                           std=0.03, embed_std=0.3, seed=1)
+        partial.replace(target)
+    return target
+
+
 def _embed_model_candidates() -> list[Path]:
     """Where the embedding model may be: $HEARTH_EMBED_MODEL, the test cache, then the
     project's shared folder next to the checkout (`../shared/models/`)."""

@@ -148,7 +148,7 @@ def write_model(tokenizer: Path, target: Path, shape: Shape, *, seed: int = 0,
 
 
 def _write_tensors(writer: Any, plan: list[tuple[str, tuple[int, ...]]], seed: int,
-                   std: float = 0.02) -> int:
+                   std: float = 0.02, embed_std: float | None = None) -> int:
     """Write the header and then `plan`'s tensors, one at a time; the parameter count."""
     import numpy as np
 
@@ -169,7 +169,10 @@ def _write_tensors(writer: Any, plan: list[tuple[str, tuple[int, ...]]], seed: i
         if len(dims) == 1:
             data = np.ones(dims, dtype=np.float32)  # unit RMS-norm gains keep activations sane
         else:
-            data = (rng.standard_normal(dims, dtype=np.float32) * std).astype(dtype(tensor, dims))
+            scale = embed_std if embed_std is not None and tensor == "token_embd.weight" \
+                else std
+            data = (rng.standard_normal(dims, dtype=np.float32) * scale).astype(
+                dtype(tensor, dims))
         writer.write_tensor_data(data)
         params += data.size
     writer.close()
@@ -182,12 +185,13 @@ F32_2D = ("shortconv.conv.weight",)  # 2-D tensors written as F32
 
 def write_hybrid_model(tokenizer: Path, target: Path, shape: Shape, *, attention_every: int = 3,
                        l_cache: int = 3, seed: int = 0, std: float = 0.02,
-                       name: str = "synthetic-lfm2") -> int:
+                       embed_std: float | None = None, name: str = "synthetic-lfm2") -> int:
     """Write an F16 LFM2 GGUF with random weights: a hybrid model whose layers are short
     convolutions (a recurrent state in llama.cpp) except every `attention_every`-th, which is
     attention with a KV cache, as in Liquid's LFM2. Its parameter count. A larger `std` than
     the default makes replies that wander instead of repeating one token (for drafting tests,
-    which need drafts that miss)."""
+    which need drafts that miss). A large `embed_std` (the tied embedding and output) makes its
+    top tokens confident, as a draft model's must be to draft at all."""
     writer, fields = _writer(tokenizer, target, HYBRID_ARCH, shape, name)
     attention = [i % attention_every == attention_every - 1 for i in range(shape.n_layer)]
     # A KV head count per layer: 0 marks a convolution layer (llama.cpp's is_recr).
@@ -218,7 +222,7 @@ def write_hybrid_model(tokenizer: Path, target: Path, shape: Shape, *, attention
                      (f"blk.{i}.shortconv.in_proj.weight", (3 * n, n)),
                      (f"blk.{i}.shortconv.out_proj.weight", (n, n))]
     plan.append(("token_embd_norm.weight", (n,)))  # LFM2's output norm, under that name
-    return _write_tensors(writer, plan, seed, std)
+    return _write_tensors(writer, plan, seed, std, embed_std)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,6 +193,7 @@ class TokenStream:
         self.drafter = drafter if speculate else None
         if self.drafter is not None:
             self.drafter.catch_up(cache_tokens)  # reads the prompt too, before the first token
+        self.rereads_before = self.drafter.rereads if self.drafter is not None else 0
         # Per draft source: [verify steps, drafted, accepted] (spec_source in the stats).
         self.sources: dict[str, list[int]] = {"lookup": [0, 0, 0], "draft_model": [0, 0, 0]}
         self.unsure = 0  # times the draft model was asked and proposed nothing
@@ -359,6 +360,8 @@ class TokenStream:
         if self.drafter is not None:
             out["spec_draft_model"] = self.drafter.name
             out["spec_draft_unsure"] = self.unsure
+            # Times it read its window again from nothing (a cut its cache refused).
+            out["spec_draft_rereads"] = self.drafter.rereads - self.rereads_before
         if self.single_s and self.decode_s:
             # What single-token decodes would have cost for the same tokens, over what the
             # reply's decodes did cost.

@@ -11,6 +11,11 @@ so the reply stays exactly the target's whatever the draft says.
 
 The vocabularies must be the same (core/models/draft_pairing.py compares them), since the
 draft's token ids go straight into the target's batch.
+
+A recurrent or hybrid draft model (LFM2-350M for a larger LFM2) cannot cut its cache back past
+its rejected drafts (llama_memory_seq_rm refuses: decode_loop.py), so its state is saved
+before each draft (PARTIAL_ONLY) and restored at the next sync instead of reading its window
+again from nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from desktop.core.errors import HearthError
 from desktop.core.models.draft_pairing import incompatibility
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.engine_worker.decode_loop import warm_up
+from desktop.engine_worker.recurrent_checkpoints import has_recurrent_state
+from desktop.engine_worker.swa_checkpoints import PARTIAL, pointer
 
 P_MIN = 0.5  # stop drafting when the draft model's top token is less likely than this
 # The most tokens it reads to catch up. Beyond that it reads only the newest WINDOW tokens
@@ -65,6 +72,12 @@ class DraftModel:
         self.one = (llama_cpp.llama_token * 1)()
         self.single = llama_cpp.llama_batch_get_one(self.one, 1)
         self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        # A recurrent or hybrid draft model cannot cut its state back to before a rejected
+        # draft: its state there is saved before each draft and restored (decode_loop.py).
+        self.recurrent = has_recurrent_state(llm.model)
+        self.saved: np.ndarray | None = None
+        self.saved_at = (-1, 0)  # (self.start, len(self.tokens)) when it was saved
+        self.rereads = 0  # times it read its window again from nothing after holding some
 
     def draft(self, history: list[int], token: int, limit: int) -> list[int]:
         """Up to `limit` tokens the draft model expects after `history` + [token]; fewer (or
@@ -74,6 +87,8 @@ class DraftModel:
             return []
         if not self._sync(history, [token]):
             return []
+        if self.recurrent:
+            self._save()
         out: list[int] = []
         while True:
             top, p = self._top()
@@ -118,16 +133,41 @@ class DraftModel:
         if not missing or min(missing) < 0:
             return False  # an image (negative pseudo id): the draft model cannot read it
         if common < len(held):
-            if common == 0 or not llama_cpp.llama_memory_seq_rm(
-                    llama_cpp.llama_get_memory(self.ctx), 0, common, -1):
-                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
-                common, missing = 0, [*history[start:], *tail]
+            mem = llama_cpp.llama_get_memory(self.ctx)
+            if common and not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
+                common = self._restore(start, common)  # a recurrent state: to its save
+                missing = [*view, *tail][common:]
+            if common == 0:
+                llama_cpp.llama_memory_clear(mem, True)
+                missing = [*history[start:], *tail]
+                self.rereads += bool(held)
             del held[common:]
         self.start = start
         if not self._decode(missing):
             return False
         held.extend(missing)
         return True
+
+    def _save(self) -> None:
+        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
+        if self.saved is None or self.saved.size != size:
+            self.saved = np.empty(size, dtype=np.uint8)
+        ok = llama_cpp.llama_state_seq_get_data_ext(
+            self.ctx, pointer(self.saved), size, 0, PARTIAL) == size
+        self.saved_at = (self.start, len(self.tokens)) if ok else (-1, 0)
+
+    def _restore(self, start: int, common: int) -> int:
+        """The state saved before the last draft, where it is a prefix of what is kept: how
+        many tokens the cache then holds (0: nothing usable, read from the start)."""
+        saved_start, n = self.saved_at
+        if self.saved is None or saved_start != start or not 0 < n <= common:
+            return 0
+        mem = llama_cpp.llama_get_memory(self.ctx)
+        if not llama_cpp.llama_state_seq_set_data_ext(
+                self.ctx, pointer(self.saved), self.saved.size, 0, PARTIAL) \
+                or not llama_cpp.llama_memory_seq_rm(mem, 0, n, -1):
+            return 0
+        return n
 
     def _decode(self, tokens: list[int]) -> bool:
         """Read `tokens` in n_batch slices, logits for the last one only (batch_get_one)."""

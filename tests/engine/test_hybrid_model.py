@@ -184,3 +184,27 @@ def test_a_checkpoint_llama_cpp_refuses_is_dropped_and_the_prompt_read_again(
     _read(llm, tokens)
     assert checkpoints.cut(tokens, 50) == 0
     assert not checkpoints.saved and llama_cpp.llama_memory_seq_pos_max(mem, 0) == -1
+
+
+def test_a_hybrid_draft_model_takes_back_its_rejected_drafts(
+        tmp_path: Path, hybrid_path: Path, hybrid_draft_path: Path, hybrid: Runner) -> None:
+    """A recurrent draft model cannot cut its own cache back past a rejected draft either: it
+    restores its state saved before the draft instead of reading its window again, and the
+    target's reply is the one without drafting."""
+    fmt = chat_format(str(hybrid_path))
+    client = EngineClient(tmp_path / "engine.log")
+    try:
+        info = client.load(LoadOptions(str(hybrid_path), n_ctx=2048,
+                                       draft_path=str(hybrid_draft_path)))["info"]
+        assert info["draft_model"] == hybrid_draft_path.name, info.get("draft_note")
+        parts = render_parts(fmt, [{"role": "user", "content": "Tell me a story about a cat."}])
+        asked = {"temperature": 0, "max_tokens": 100, "ignore_eos": True, "return_tokens": True}
+        plain = client.generate(parts, {**asked, "speculative": False}).wait()
+        drafted = client.generate(parts, {**asked, "speculative": True}).wait()
+    finally:
+        client.shutdown()
+    by_model = drafted["spec_source"]["draft_model"]
+    # Drafting pauses after a draft that did not pay, but within 100 tokens it drafts again.
+    assert by_model["steps"] >= 2 and by_model["accepted"] < by_model["drafted"], by_model
+    assert drafted["spec_draft_rereads"] == 0
+    assert_same_greedy(hybrid.llm, plain["prompt_ids"], plain["tokens"], drafted["tokens"])
