@@ -360,7 +360,8 @@ class TokenStream:
         if self.drafter is not None:
             out["spec_draft_model"] = self.drafter.name
             out["spec_draft_unsure"] = self.unsure
-            # Times it read its window again from nothing (a cut its cache refused).
+            # Times it read its window again from nothing (a cut its cache refused, or its
+            # window slid on).
             out["spec_draft_rereads"] = self.drafter.rereads - self.rereads_before
         if self.single_s and self.decode_s:
             # What single-token decodes would have cost for the same tokens, over what the

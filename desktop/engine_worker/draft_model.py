@@ -142,6 +142,8 @@ class DraftModel:
                 missing = [*history[start:], *tail]
                 self.rereads += bool(held)
             del held[common:]
+            if common < self.saved_at[1]:  # the saved state holds tokens no longer kept
+                self.saved_at = (-1, 0)
         self.start = start
         if not self._decode(missing):
             return False

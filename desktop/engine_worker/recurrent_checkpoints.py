@@ -4,19 +4,24 @@ Such a model's recurrent state summarises every token read so far and holds no e
 position, so llama.cpp can cut its cache back only to nothing (llama_memory_seq_rm refuses a
 partial cut). A follow-up that only appends keeps the cache; anything that branches earlier
 (regenerating a reply, editing the last message, a reasoning model's history without its
-thinking) would read the whole prompt again. So, as llama-server does for these models, the
-worker saves the recurrent state at the points a next request is likely to branch from, and a
-cut restores the latest one at or before it: the state with LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY
-(a hybrid's attention layers are left out: their KV cache can be cut like any other), then the
+thinking) would read the whole prompt again. So, as llama-server keeps context checkpoints
+for these models (at other points: a few tokens before a prompt's end and where user messages
+start), the worker saves the recurrent state at the points a next request is likely to branch
+from, and a cut restores the latest one at or before it: the state with
+LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY (a hybrid's full-attention layers are left out: their KV
+cache can be cut like any other; a sliding-window cache beside them is saved too), then the
 attention cache cut back to the same point.
 
 A checkpoint taken after n tokens serves a cut at exactly n, not n - 1 as a sliding window's
 does (swa_checkpoints.py): the state after n tokens cannot give up its last one. Regenerating
 cuts at the prompt's last token (its logits must be computed again), so the prompt's last token
-is decoded apart and a checkpoint taken before it (`before_last`); another is taken after it
+is decoded apart and a checkpoint taken before it (`before_last`; not where the new part holds
+an image, which multimodal.py decodes whole, nor below MIN_TOKENS); another is taken after it
 (where a reply starts: the next turn of a reasoning model, whose history drops the thinking,
 branches there) and where a new prompt part starts (editing the last message). Without a
-usable checkpoint the prompt is read from the start: slower, never wrong.
+usable checkpoint the prompt is read from the start: slower, never wrong. Checkpoints share
+a tenth of free memory, shortest dropped first: a big Mamba-2 hybrid's state (~150 MB for
+Granite 4 H Small) may leave room for only the latest one or two.
 """
 
 from __future__ import annotations

@@ -587,7 +587,7 @@ class Runner:
             # A recurrent state is checkpointed before the prompt's last token too: that is
             # where regenerating cuts (recurrent_checkpoints.py).
             split = len(prompt) - 1 if checkpoints is not None and checkpoints.before_last \
-                and new > 1 else len(prompt)
+                and new > 1 and len(prompt) - 1 >= checkpoints.min_tokens else len(prompt)
             decoder.decode(prompt[common:split], on_batch)
             if split < len(prompt):
                 assert checkpoints is not None

@@ -208,3 +208,19 @@ def test_a_hybrid_draft_model_takes_back_its_rejected_drafts(
     assert by_model["steps"] >= 2 and by_model["accepted"] < by_model["drafted"], by_model
     assert drafted["spec_draft_rereads"] == 0
     assert_same_greedy(hybrid.llm, plain["prompt_ids"], plain["tokens"], drafted["tokens"])
+
+
+def test_a_draft_models_saved_state_is_forgotten_with_the_tokens_it_held(
+        hybrid_draft_path: Path) -> None:
+    """A save from before a cache that was read again must never be restored over it."""
+    from desktop.engine_worker.draft_model import DraftModel
+
+    llm = open_model(str(hybrid_draft_path), n_ctx=1024, logits_all=False, verbose=False)
+    draft = DraftModel(llm, hybrid_draft_path.name)
+    first = llm.tokenize(PROMPTS[0].encode(), add_bos=False)
+    assert draft.draft(first, first[-1], 4)  # confident: it drafts, after saving its state
+    assert draft.saved_at == (0, len(first) + 1)
+    other = llm.tokenize(PROMPTS[3].encode(), add_bos=False)  # another chat: read afresh
+    draft.catch_up(other)
+    assert draft.tokens == other and draft.saved_at == (-1, 0)
+    llm.close()
