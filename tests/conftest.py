@@ -82,7 +82,7 @@ def smollm_path(smollm_wheel: Path) -> Path:
 def hybrid_path(smollm_path: Path) -> Path:
     """A hybrid model (llama.cpp's LFM2: short-convolution layers with a recurrent state,
     every third layer attention) with random weights around SmolLM2's tokenizer, written once
-    by desktop.bench.synthetic_model: no real hybrid model is small enough to fetch here. Its
+    by desktop.bench.synthetic_model: no real hybrid model can be fetched here. Its
     weights are large enough that replies wander, so drafts are accepted and rejected."""
     from desktop.bench.synthetic_model import Shape, write_hybrid_model
 

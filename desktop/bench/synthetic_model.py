@@ -14,8 +14,8 @@ norms and tied embeddings, in the shape asked for, around a tokenizer taken from
     llama-quantize model-f16.gguf model-q4_k_m.gguf Q4_K_M
 
 `write_hybrid_model` writes an LFM2 the same way (short-convolution layers with a recurrent
-state, every third layer attention): the tests' hybrid model, since no real one is small
-enough to fetch here.
+state, every third layer attention): the tests' hybrid model, since no real one can be
+fetched here.
 
 The generated text is noise; it exists to be timed. `gguf` (gguf-py) is a test and
 development dependency only, imported here lazily (the frozen app excludes it).
