@@ -60,9 +60,9 @@ import numpy as np
 
 from desktop.core.engine.protocol import FLASH_MODES
 from desktop.core.errors import EngineError
+from desktop.engine_worker.recurrent_checkpoints import has_recurrent_state
 from desktop.engine_worker.speculative import DraftPolicy, NgramIndex
-from desktop.engine_worker.swa_checkpoints import PARTIAL as PARTIAL_ONLY
-from desktop.engine_worker.swa_checkpoints import pointer
+from desktop.engine_worker.swa_checkpoints import restore_partial, save_partial
 
 MAX_DRAFT = 12
 EMA = 0.2  # weight of the newest single-token decode time in its moving average
@@ -182,9 +182,7 @@ class TokenStream:
         # from, saved before each verify step (see the module docstring).
         self.saved: np.ndarray | None = None
         self.replays = 0
-        model = llama_cpp.llama_get_model(ctx)
-        self.replay = speculate and bool(llama_cpp.llama_model_is_recurrent(model)
-                                         or llama_cpp.llama_model_is_hybrid(model))
+        self.replay = speculate and has_recurrent_state(llama_cpp.llama_get_model(ctx))
         self.single_s = 0.0  # moving average of one token's decode
         self.decode_s = 0.0  # all decodes of this reply, single and batched
         self.decodes = 0
@@ -312,11 +310,8 @@ class TokenStream:
     def _save_state(self) -> None:
         """Keep the recurrent state as it is before a verify step (PARTIAL_ONLY: without the
         attention layers' KV cache, which llama_memory_seq_rm can cut)."""
-        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL_ONLY)
-        if self.saved is None or self.saved.size != size:
-            self.saved = np.empty(size, dtype=np.uint8)  # llama.cpp writes all of it
-        if llama_cpp.llama_state_seq_get_data_ext(
-                self.ctx, pointer(self.saved), size, 0, PARTIAL_ONLY) != size:
+        self.saved = save_partial(self.ctx, self.saved)
+        if self.saved is None:
             raise EngineError("llama.cpp could not save the model's state to check a draft.")
 
     def _replay(self, kept: list[int], pos0: int) -> None:
@@ -326,8 +321,7 @@ class TokenStream:
         assert self.saved is not None and self.batch is not None
         ctx = self.ctx
         self.replays += 1
-        restored = llama_cpp.llama_state_seq_set_data_ext(
-            ctx, pointer(self.saved), self.saved.size, 0, PARTIAL_ONLY)
+        restored = restore_partial(ctx, self.saved)
         mem = llama_cpp.llama_get_memory(ctx)
         if not restored or not llama_cpp.llama_memory_seq_rm(mem, 0, pos0, -1) \
                 or llama_cpp.llama_decode(ctx, self.batch.fill(kept, pos0)) != 0:

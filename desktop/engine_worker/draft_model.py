@@ -32,7 +32,7 @@ from desktop.core.models.draft_pairing import incompatibility
 from desktop.core.models.gguf import GGUFInfo, read_gguf
 from desktop.engine_worker.decode_loop import warm_up
 from desktop.engine_worker.recurrent_checkpoints import has_recurrent_state
-from desktop.engine_worker.swa_checkpoints import PARTIAL, pointer
+from desktop.engine_worker.swa_checkpoints import restore_partial, save_partial
 
 P_MIN = 0.5  # stop drafting when the draft model's top token is less likely than this
 # The most tokens it reads to catch up. Beyond that it reads only the newest WINDOW tokens
@@ -151,12 +151,8 @@ class DraftModel:
         return True
 
     def _save(self) -> None:
-        size = llama_cpp.llama_state_seq_get_size_ext(self.ctx, 0, PARTIAL)
-        if self.saved is None or self.saved.size != size:
-            self.saved = np.empty(size, dtype=np.uint8)
-        ok = llama_cpp.llama_state_seq_get_data_ext(
-            self.ctx, pointer(self.saved), size, 0, PARTIAL) == size
-        self.saved_at = (self.start, len(self.tokens)) if ok else (-1, 0)
+        self.saved = save_partial(self.ctx, self.saved)
+        self.saved_at = (self.start, len(self.tokens)) if self.saved is not None else (-1, 0)
 
     def _restore(self, start: int, common: int) -> int:
         """The state saved before the last draft, where it is a prefix of what is kept: how
@@ -165,8 +161,7 @@ class DraftModel:
         if self.saved is None or saved_start != start or not 0 < n <= common:
             return 0
         mem = llama_cpp.llama_get_memory(self.ctx)
-        if not llama_cpp.llama_state_seq_set_data_ext(
-                self.ctx, pointer(self.saved), self.saved.size, 0, PARTIAL) \
+        if not restore_partial(self.ctx, self.saved) \
                 or not llama_cpp.llama_memory_seq_rm(mem, 0, n, -1):
             return 0
         return n

@@ -30,7 +30,7 @@ from typing import Any
 
 import llama_cpp
 
-from desktop.engine_worker.swa_checkpoints import PARTIAL, SwaCheckpoints, pointer
+from desktop.engine_worker.swa_checkpoints import SwaCheckpoints, restore_partial
 
 
 def has_recurrent_state(model: Any) -> bool:
@@ -61,9 +61,8 @@ class RecurrentCheckpoints(SwaCheckpoints):
             n = len(checkpoint.tokens)
             if n > common or prompt[:n] != checkpoint.tokens:
                 continue
-            done = llama_cpp.llama_state_seq_set_data_ext(
-                self.ctx, pointer(checkpoint.blob), len(checkpoint.blob), 0, PARTIAL)
-            if done and llama_cpp.llama_memory_seq_rm(mem, 0, n, -1) \
+            if restore_partial(self.ctx, checkpoint.blob) \
+                    and llama_cpp.llama_memory_seq_rm(mem, 0, n, -1) \
                     and llama_cpp.llama_memory_seq_pos_max(mem, 0) == n - 1:
                 self.restored += 1
                 return n

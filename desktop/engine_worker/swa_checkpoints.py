@@ -111,9 +111,8 @@ class SwaCheckpoints:
                 continue
             mem = llama_cpp.llama_get_memory(self.ctx)
             llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1)
-            done = llama_cpp.llama_state_seq_set_data_ext(
-                self.ctx, pointer(checkpoint.blob), len(checkpoint.blob), 0, PARTIAL)
-            if done and llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1) and self.reaches(keep):
+            if restore_partial(self.ctx, checkpoint.blob) \
+                    and llama_cpp.llama_memory_seq_rm(mem, 0, keep, -1) and self.reaches(keep):
                 self.restored += 1
                 return keep
             self.saved.remove(checkpoint)  # never try it again
@@ -137,9 +136,8 @@ class SwaCheckpoints:
                 return
         if not size or not self._room_for(size):
             return
-        blob = np.empty(size, dtype=np.uint8)  # not zero-filled: llama.cpp writes all of it
-        if llama_cpp.llama_state_seq_get_data_ext(self.ctx, pointer(blob), size, 0,
-                                                  PARTIAL) != size:
+        blob = save_partial(self.ctx)
+        if blob is None:
             return
         pos_min = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.ctx), 0)
         self._keep(Checkpoint(list(tokens), blob, pos_min))
@@ -162,6 +160,21 @@ class SwaCheckpoints:
 
     def clear(self) -> None:
         self.saved.clear()
+
+
+def save_partial(ctx: Any, reuse: np.ndarray | None = None) -> np.ndarray | None:
+    """Sequence 0's partial state (PARTIAL_ONLY: a SWA cache, a recurrent state) in a new
+    uint8 buffer, or in `reuse` where that has the size; None where llama.cpp wrote less."""
+    size = llama_cpp.llama_state_seq_get_size_ext(ctx, 0, PARTIAL)
+    blob = reuse if reuse is not None and reuse.size == size else np.empty(size, np.uint8)
+    written = llama_cpp.llama_state_seq_get_data_ext(ctx, pointer(blob), size, 0, PARTIAL)
+    return blob if size and written == size else None  # np.empty: llama.cpp writes all of it
+
+
+def restore_partial(ctx: Any, blob: np.ndarray) -> bool:
+    """Put a save_partial state back into sequence 0; False where llama.cpp refused it."""
+    return bool(llama_cpp.llama_state_seq_set_data_ext(ctx, pointer(blob), blob.size, 0,
+                                                        PARTIAL))
 
 
 def pointer(blob: np.ndarray) -> Any:
